@@ -1,0 +1,79 @@
+"""The losses of ULSAD, one function per equation (Sec. 3.2-3.4).
+
+Feature maps are B x c* x h* x w*. The paper writes Z = f(U) for the same map
+flattened to c* x (h* w*) columns z_k; here `f` is a reshape, and per-position
+distances are taken over the channel axis (dim 1).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def f(u: torch.Tensor) -> torch.Tensor:
+    """Z = f(U): B x c* x h* x w* -> B x (h* w*) x c*, one row z_k per position."""
+    return u.flatten(2).transpose(1, 2)
+
+
+def f_inv(z: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """U = f⁻¹(Z): B x (h* w*) x c* -> B x c* x h* x w*."""
+    return z.transpose(1, 2).reshape(z.shape[0], z.shape[2], h, w)
+
+
+def l_v(a: torch.Tensor, b: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """Eq. (2), left: (1/c*) ||a - b||², the difference in value at each position."""
+    return (a - b).pow(2).mean(dim)
+
+
+def l_d(a: torch.Tensor, b: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """Eq. (2), right: 1 - cos(a, b), the difference in direction at each position."""
+    return 1 - F.cosine_similarity(a, b, dim=dim, eps=1e-8)
+
+
+def distance(a: torch.Tensor, b: torch.Tensor, lam: float, dim: int = 1) -> torch.Tensor:
+    """l_v + λ l_d per position: the summand of Eq. (1), (5), (6) and the maps of Eq. (7), (8)."""
+    d = l_v(a, b, dim)
+    return d + lam * l_d(a, b, dim) if lam else d
+
+
+def L_pl(u_tilde1: torch.Tensor, u: torch.Tensor, lambda_l: float) -> torch.Tensor:
+    """Eq. (1): the local loss between the FRN's reconstruction Ũ' and the features U."""
+    return distance(u_tilde1, u, lambda_l).mean()
+
+
+def self_attention(z: torch.Tensor) -> torch.Tensor:
+    """Eq. (3): A = Z W with W[p, q] = softmax_p(z_p·z_q / √c*); rows of the result are a_q."""
+    return cross_attention(z, z)
+
+
+def cross_attention(z_hat: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Eq. (4): Â = Z Ŵ with Ŵ[p, q] = softmax_p(z_p·ẑ_q / √c*).
+
+    The query at q is the autoencoder's ẑ_q, keys and values are the teacher's z_p.
+    Inputs and output are B x (h* w*) x c* (rows, as from :func:`f`). This is
+    scaled dot-product attention, which PyTorch fuses (flash attention on GPUs).
+    """
+    scale = 1 / math.sqrt(z.shape[-1])
+    return F.scaled_dot_product_attention(z_hat, z, z, scale=scale)
+
+
+def L_pg(z_hat: torch.Tensor, z: torch.Tensor, lambda_a: float) -> torch.Tensor:
+    """Eq. (5): distance between the cross-attention map Â and the self-attention map A.
+
+    A depends only on the frozen teacher, so it is a constant target.
+    """
+    with torch.no_grad():
+        a = self_attention(z)
+    return distance(cross_attention(z_hat, z), a, lambda_a, dim=-1).mean()
+
+
+def L_pg_direct(u_hat: torch.Tensor, u: torch.Tensor, lambda_a: float) -> torch.Tensor:
+    """L_pg^d (Table 3): the direct variant, Û regressed onto U without attention."""
+    return distance(u_hat, u, lambda_a).mean()
+
+
+def L_lg(u_tilde2: torch.Tensor, u_hat: torch.Tensor, lambda_g: float) -> torch.Tensor:
+    """Eq. (6): the local-global loss between Ũ'' and Û; gradients reach both ψ and φ."""
+    return distance(u_tilde2, u_hat, lambda_g).mean()
