@@ -77,7 +77,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def _load_into(body: nn.Module, state: dict[str, torch.Tensor], origin: str) -> None:
     """Load `state` into the truncated network; every one of its tensors must be there."""
-    missing, _ = body.load_state_dict(state, strict=False)  # layer4 and fc are cut off: ignore them
+    try:
+        missing, _ = body.load_state_dict(state, strict=False)  # layer4 and fc are cut off: ignore them
+    except RuntimeError as e:  # tensors of the wrong shape
+        raise ValueError(f"{origin} does not fit this backbone: {str(e).splitlines()[1].strip()}") from e
     if missing:
         raise ValueError(f"{origin} does not fit this backbone: {len(missing)} tensors missing, "
                          f"e.g. {', '.join(missing[:3])}")

@@ -160,9 +160,9 @@ VARIANTS: dict[str, dict] = {
     "vd_pgd_lg": dict(global_loss="pg_direct", use_lg=True),
     "vd_pg_lg": {},  # ULSAD
     # Table 21: λ_l sweep
-    **{f"lambda_l={v}": dict(lambda_l=v) for v in (0.0, 0.01, 0.5, 0.9, 1.0)},
+    **{f"lambda_l-{v}": dict(lambda_l=v) for v in (0.0, 0.01, 0.5, 0.9, 1.0)},
     # Fig. 8: backbones
-    **{f"backbone={b}": dict(backbone=b) for b in BACKBONES},
+    **{f"backbone-{b}": dict(backbone=b) for b in BACKBONES},
 }
 
 
@@ -187,3 +187,39 @@ def get_config(profile: str | None = None, variant: str | None = None, **overrid
         fields.update(VARIANTS[variant])
     fields.update(overrides)
     return Config().replace(**fields)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """'name=value' strings (from the command line) -> typed Config overrides.
+
+    Values are read with the type of the field's default: true/false for flags,
+    comma-separated lists for tuples, 'none' for an optional number.
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(Config)}
+    out = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or name not in defaults:
+            raise ValueError(f"override {item!r}: expected NAME=VALUE with NAME one of "
+                             f"{', '.join(defaults)}")
+        default = defaults[name]
+        try:
+            if text.lower() == "none" and name == "lambda_a":
+                value = None
+            elif isinstance(default, bool):
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError("expected true or false")
+                value = text.lower() in ("true", "1")
+            elif isinstance(default, tuple):
+                kind = int if name == "lr_milestones" else str
+                value = tuple(kind(v) for v in text.split(",") if v)
+            elif name == "lambda_a" or isinstance(default, float):
+                value = float(text)
+            elif isinstance(default, int):
+                value = int(text)
+            else:
+                value = text
+        except ValueError as e:
+            raise ValueError(f"override {item!r}: {e}") from e
+        out[name] = value
+    return out
