@@ -1,0 +1,127 @@
+"""Speed of ULSAD on this machine: training step, inference per image, feature-cache gain.
+
+FLOPs are counted by torch.utils.flop_counter (a multiply-add counts 2) and the
+achieved rate is compared with the machine's own rate on one large convolution,
+measured in the same run. Times are medians of --reps repetitions.
+
+    python benchmarks/bench_speed.py                 # paper profile, 256 px, batch 8
+    python benchmarks/bench_speed.py --json out.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from ulsad import ULSAD, get_config, pick_device
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def median_time(fn, device, reps, warmup=1):
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def flops(fn) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def reference_conv(device, reps):
+    """The machine's rate on one large 3x3 convolution (the bulk of ψ's work)."""
+    x = torch.randn(8, 512, 32, 32, device=device)
+    w = torch.randn(512, 512, 3, 3, device=device)
+    fn = lambda: F.conv2d(x, w, padding=1)  # noqa: E731
+    return flops(fn) / median_time(fn, device, reps)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="paper")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+    args = parser.parse_args()
+
+    device = pick_device()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a random θ is fine for timing
+        cfg = get_config(args.profile, weights="random", batch_size=args.batch_size)
+        detector = ULSAD(cfg).to(device)
+    if detector._channels_last:
+        detector = detector.to(memory_format=torch.channels_last)
+    s, b = cfg.image_size, args.batch_size
+    x = detector.check_images(torch.rand(b, 3, s, s))
+    params = [p for m in (detector.frn, detector.global_ae) for p in m.parameters()]
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    detector.train()
+    detector.mu.copy_(detector.raw_features(x).double().mean(dim=(0, 2, 3)))
+    u = detector.standardize(detector.raw_features(x))
+
+    def step(u=u):
+        terms = detector.losses(u, x)
+        optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        optimizer.step()
+
+    def step_without_cache():
+        step(detector.standardize(detector.raw_features(x)))
+
+    def infer():
+        m_l, m_g = detector.raw_maps(x)
+        return m_l, m_g
+
+    conv_rate = reference_conv(device, args.reps)
+    step_flops, step_time = flops(step), median_time(step, device, args.reps)
+    uncached_time = median_time(step_without_cache, device, args.reps)
+    detector.eval()
+    detector.set_quantiles((0.0, 1.0), (0.0, 1.0))
+    predict = lambda: detector.predict(x)  # noqa: E731
+    infer_flops, infer_time = flops(predict), median_time(predict, device, args.reps)
+
+    result = {
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else device.type,
+        "torch": torch.__version__, "profile": args.profile, "image_size": s, "batch_size": b,
+        "reference_conv_gflops": conv_rate / 1e9,
+        "train_step_s": step_time, "train_step_gflop": step_flops / 1e9,
+        "train_gflops": step_flops / step_time / 1e9,
+        "train_fraction_of_conv": step_flops / step_time / conv_rate,
+        "train_images_per_s": b / step_time,
+        "train_step_without_cache_s": uncached_time,
+        "epoch_speedup_from_cache": uncached_time / step_time,
+        "inference_s_per_image": infer_time / b, "inference_gflop_per_image": infer_flops / b / 1e9,
+        "inference_gflops": infer_flops / infer_time / 1e9,
+        "inference_fraction_of_conv": infer_flops / infer_time / conv_rate,
+        "inference_images_per_s": b / infer_time,
+    }
+    width = max(map(len, result))
+    for k, v in result.items():
+        print(f"{k:<{width}}  {v:.4g}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
