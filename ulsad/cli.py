@@ -44,8 +44,7 @@ def cmd_train(args) -> None:
           f"{len(validation)} validation images; profile {args.profile or 'default'}, "
           f"{cfg.backbone} at {cfg.image_size} px, {cfg.epochs} epochs")
     detector, history = fit(train, validation, cfg, progress=not args.no_progress)
-    detector.save(args.out, dataset=args.dataset, category=args.category,
-                  history=[{k: float(v) for k, v in h.items()} for h in history])
+    detector.save(args.out, dataset=args.dataset, category=args.category)
     last = history[-1]
     print(f"final losses: L_pl {last['L_pl']:.4f}, L_pg {last['L_pg']:.4f}, L_lg {last['L_lg']:.4f}; "
           f"backbone weights: {detector.weights_source}; saved {args.out}")
@@ -93,6 +92,21 @@ def cmd_predict(args) -> None:
     print(f"{len(rows)} images scored: {args.out / 'scores.csv'}")
 
 
+def cmd_download(args) -> None:
+    from . import data
+
+    path = data.download(args.name, args.root, url=args.url, sha256=args.sha256)
+    print(f"{args.name} is ready in {path}")
+
+
+def cmd_synth(args) -> None:
+    from . import data
+
+    root = data.synth.generate(args.root, args.categories, seed=args.seed, image_size=args.image_size,
+                               n_train=args.n_train, n_val=args.n_val, n_test=args.n_test)
+    print(f"synthetic benchmark ({', '.join(args.categories or data.SYNTHETIC_CATEGORIES)}) written to {root}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ulsad", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +128,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for scores.csv and one overlay PNG per image")
     p.add_argument("--batch-size", type=int, default=8)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("download", help="download and verify one of the five benchmarks")
+    p.add_argument("name", help="mvtec_ad, mvtec_loco, btad, mpdd (manual) or visa")
+    p.add_argument("--root", type=Path, required=True, help="folder to put the dataset in")
+    p.add_argument("--url", default=None, help="another address for the archive (a mirror)")
+    p.add_argument("--sha256", default=None, help="the SHA-256 the archive from --url must have")
+    p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("synth", help="write the synthetic benchmark (MVTec LOCO layout)")
+    p.add_argument("--root", type=Path, required=True, help="folder to write the categories to")
+    p.add_argument("--categories", nargs="+", default=None, help="default: all five")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=256)
+    p.add_argument("--n-train", type=int, default=200)
+    p.add_argument("--n-val", type=int, default=50)
+    p.add_argument("--n-test", type=int, default=150)
+    p.set_defaults(func=cmd_synth)
     return parser
 
 

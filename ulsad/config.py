@@ -223,3 +223,12 @@ def parse_overrides(items: list[str]) -> dict:
             raise ValueError(f"override {item!r}: {e}") from e
         out[name] = value
     return out
+
+
+# Size of the synthetic benchmark each profile generates: (train, validation, test) images
+# per category. `paper` uses the generator's full default.
+SYNTHETIC_SIZES: dict[str, tuple[int, int, int]] = {
+    "paper": (200, 50, 150),
+    "demo": (120, 30, 90),
+    "smoke": (16, 8, 24),
+}

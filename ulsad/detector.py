@@ -41,6 +41,7 @@ class ULSAD(nn.Module):
         self.register_buffer("sigma", torch.ones(c, dtype=torch.float64))
         # q_α^l, q_β^l, q_α^g, q_β^g; NaN until calibrate() has seen validation images
         self.register_buffer("q", torch.full((4,), float("nan")))
+        self.extra: dict = {}  # saved with the checkpoint: the loss history, where it was trained
 
     @property
     def device(self) -> torch.device:
@@ -174,7 +175,7 @@ class ULSAD(nn.Module):
         payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "ulsad_version": __version__,
                    "config": self.config.to_dict(), "weights_source": self.weights_source,
                    "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
-                   "extra": extra}
+                   "extra": {**self.extra, **extra}}
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
         os.close(fd)
         try:
@@ -220,4 +221,5 @@ class ULSAD(nn.Module):
         detector = cls(saved, weights=None)
         detector.load_state_dict(payload["state_dict"])
         detector.theta.weights_source = payload["weights_source"]
+        detector.extra = payload.get("extra", {})
         return detector.to(map_location).eval()

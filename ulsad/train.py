@@ -136,4 +136,5 @@ def fit(train, validation, config: Config | None = None, progress: bool = True):
         bar.set_postfix({k: f"{record[k]:.4f}" for k in ("L_pl", "L_pg", "L_lg")})
     detector.eval()
     calibrate(detector, validation)
+    detector.extra["history"] = history
     return detector, history

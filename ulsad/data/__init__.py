@@ -1,0 +1,15 @@
+"""Datasets for ULSAD: loaders for the five benchmarks and your own images, downloads, and a synthetic benchmark.
+
+>>> from ulsad import data
+>>> data.synth.generate("data/synthetic", categories=["pegboard"])   # seconds, no download
+>>> test = data.load("synthetic", "data/synthetic", "pegboard", "test")
+>>> item = test[0]   # {"image": 3xSxS, "mask": SxS, "label": 0/1, "type": str, "path": str}
+"""
+from . import synth
+from .datasets import DATASETS, SPLITS, AnomalyDataset, Sample, categories, load
+from .download import LICENCE, SOURCES, download, is_present
+from .errors import DataError
+from .synth import SYNTHETIC_CATEGORIES
+
+__all__ = ["DATASETS", "SPLITS", "SYNTHETIC_CATEGORIES", "LICENCE", "SOURCES", "AnomalyDataset", "DataError",
+           "Sample", "categories", "download", "is_present", "load", "synth"]

@@ -1,0 +1,524 @@
+"""A small synthetic benchmark of logical and structural anomalies, in MVTec LOCO's layout.
+
+It is the embedded default of the book: every chapter can run on it on any
+machine, without downloading anything. Four object categories obey logical
+rules of the kinds MVTec LOCO tests, and one texture category has an
+orientation rule:
+
+==============  ==================================================  ===================================
+category        rule of a normal image                              logical anomalies (mask)
+==============  ==================================================  ===================================
+``pegboard``    every one of the 12 wells holds exactly one peg      empty well, two pegs in a well (the well)
+``fruit_tray``  two oranges on the left, three nuts on the right     orange and nut swapped (both items),
+                                                                    one missing, one too many (the compartment)
+``cable_pair``  both connectors have k slots, cable colour says k    other k on the right (that connector),
+                (2 yellow, 3 blue, 4 red)                           wrong colour, no cable (the cable)
+``bead_string`` five beads in the order red-orange-yellow-green-blue two swapped (both), a repeated colour,
+                                                                    a missing bead (the bead)
+``brick_wall``  bricks run vertically                                a patch of horizontal bricks (the patch)
+==============  ==================================================  ===================================
+
+Every item of a logical anomaly looks like a normal item; only the rule is
+broken. Structural anomalies are local damage on an item (or anywhere on the
+texture): scratches, cracks, holes, stains and deformations. Normal images vary
+in position, rotation, item placement, colour, lighting and noise, so that no
+single template explains them.
+
+Scenes are drawn with PIL at twice the image size and averaged down, which
+antialiases edges and masks alike. Every image has its own random generator,
+seeded by (seed, category, split, index), so a category, a split or an image
+size can be regenerated on its own and the bytes are the same for a seed.
+"""
+from __future__ import annotations
+
+import functools
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+from scipy import ndimage
+
+from .errors import DataError
+
+SYNTHETIC_CATEGORIES = ("pegboard", "fruit_tray", "cable_pair", "bead_string", "brick_wall")
+SUPERSAMPLE = 2  # draw at twice the size, then average 2 x 2 blocks
+MIN_MASK_PIXELS = 4  # a structural defect smaller than this (at the output size) is drawn again
+
+
+# ---------------------------------------------------------------------------
+# Geometry: shapes live in scene coordinates, the unit square centred at 0.
+
+@dataclass
+class Shape:
+    """A filled polygon, or an open polyline when ``width`` > 0 (scene units)."""
+
+    points: np.ndarray  # (N, 2)
+    fill: tuple
+    width: float = 0.0
+
+
+@dataclass
+class Scene:
+    """What an object category draws: shapes in order, rule-breaking regions, damage sites."""
+
+    background: tuple
+    shapes: list[Shape]
+    regions: list[list[Shape]] = field(default_factory=list)  # one mask per region (LOCO: one per defect)
+    sites: list[tuple[np.ndarray, float]] = field(default_factory=list)  # (centre, radius) of items
+
+
+def _rotate(points, angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.asarray(points, dtype=float) @ np.array([[c, s], [-s, c]])
+
+
+def _ellipse(centre, rx: float, ry: float, angle: float = 0.0, n: int = 40) -> np.ndarray:
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return _rotate(np.stack([rx * np.cos(t), ry * np.sin(t)], 1), angle) + centre
+
+
+def _polygon(centre, radius: float, sides: int, angle: float) -> np.ndarray:
+    return _ellipse(centre, radius, radius, angle, n=sides)
+
+
+def _rect(centre, w: float, h: float, angle: float = 0.0) -> np.ndarray:
+    corners = np.array([[-w, -h], [w, -h], [w, h], [-w, h]]) / 2
+    return _rotate(corners, angle) + centre
+
+
+def _bezier(p0, p1, p2, n: int = 32) -> np.ndarray:
+    t = np.linspace(0, 1, n)[:, None]
+    return (1 - t) ** 2 * np.asarray(p0) + 2 * t * (1 - t) * np.asarray(p1) + t ** 2 * np.asarray(p2)
+
+
+def _jitter(colour, rng, amount: float = 12) -> tuple:
+    return tuple(int(c) for c in np.clip(np.asarray(colour) + rng.uniform(-amount, amount, 3), 0, 255))
+
+
+def _shade(colour, factor: float) -> tuple:
+    return tuple(int(min(255, c * factor)) for c in colour)
+
+
+def _ball(centre, radius: float, colour, rng) -> list[Shape]:
+    """A round item with a highlight towards the light (top left), as every ball in the scenes."""
+    highlight = np.asarray(centre) + radius * np.array([-0.35, -0.35])
+    return [Shape(_ellipse(centre, radius, radius), colour),
+            Shape(_ellipse(highlight, radius * 0.3, radius * 0.22, rng.uniform(0, np.pi)), _shade(colour, 1.25))]
+
+
+# ---------------------------------------------------------------------------
+# The object categories: a normal scene, or one with a rule broken.
+
+def _pegboard(rng, logical: bool) -> Scene:
+    """Rule: each of the 3 x 4 wells holds exactly one peg."""
+    board = _jitter((196, 160, 110), rng)
+    peg = _jitter((235, 190, 45), rng, 8)
+    wells = [np.array([0.2 * (col - 1.5), 0.2 * (row - 1)]) for row in range(3) for col in range(4)]
+    counts = [1] * len(wells)
+    regions = []
+    if logical:
+        broken = rng.integers(len(wells))
+        counts[broken] = 0 if rng.random() < 0.5 else 2  # missing or surplus peg
+        regions = [[Shape(_rect(wells[broken], 0.16, 0.16), 255)]]
+    shapes = [Shape(_rect((0, 0), 0.88, 0.68), board)]
+    sites = []
+    for well, count in zip(wells, counts):
+        shapes.append(Shape(_rect(well, 0.16, 0.16), _shade(board, 0.7)))
+        offsets = [rng.uniform(-0.02, 0.02, 2)] if count == 1 else [np.array([-0.03, -0.03]), np.array([0.03, 0.03])]
+        for offset in offsets[:count]:
+            centre = well + offset
+            shapes += _ball(centre, 0.045, peg, rng)
+            # an off-centre dimple shows each peg's rotation
+            dimple = centre + _rotate([[0.022, 0]], rng.uniform(0, 2 * np.pi))[0]
+            shapes.append(Shape(_ellipse(dimple, 0.009, 0.009), _shade(peg, 0.6)))
+            sites.append((centre, 0.045))
+    return Scene(_jitter((70, 70, 75), rng), shapes, regions, sites)
+
+
+def _fruit_tray(rng, logical: bool) -> Scene:
+    """Rule: two oranges in the left compartment and three nuts in the right one."""
+    left, right = np.array([-0.22, 0.0]), np.array([0.22, 0.0])
+    orange_slots = [left + (0, y) for y in (-0.19, 0.0, 0.19)]
+    nut_slots = [right + (x, y) for x in (-0.09, 0.09) for y in (-0.14, 0.14)]
+    oranges = [orange_slots[i] for i in rng.permutation(3)[:2]]
+    nuts = [nut_slots[i] for i in rng.permutation(4)[:3]]
+    regions = []
+    if logical:
+        rule = ("swap", "missing", "surplus")[rng.integers(3)]
+        if rule == "swap":  # each item still looks normal, it is just in the wrong place
+            i, j = rng.integers(2), rng.integers(3)
+            oranges[i], nuts[j] = nuts[j], oranges[i]
+            regions = [[Shape(_ellipse(oranges[i], 0.095, 0.095), 255)], [Shape(_ellipse(nuts[j], 0.095, 0.095), 255)]]
+        else:
+            on_left = rng.random() < 0.5
+            if rule == "missing":
+                (oranges if on_left else nuts).pop()
+            elif on_left:
+                oranges = orange_slots
+            else:
+                nuts = nut_slots
+            regions = [[Shape(_rect(left if on_left else right, 0.38, 0.62), 255)]]
+    tray = _jitter((175, 185, 195), rng, 8)
+    shapes = [Shape(_rect((0, 0), 0.9, 0.72), tray),
+              Shape(_rect(left, 0.38, 0.62), _shade(tray, 0.85)), Shape(_rect(right, 0.38, 0.62), _shade(tray, 0.85))]
+    sites = []
+    orange, nut = _jitter((240, 140, 30), rng, 10), _jitter((140, 95, 55), rng, 10)
+    for slot in oranges:
+        centre = slot + rng.uniform(-0.012, 0.012, 2)
+        shapes += _ball(centre, 0.085, orange, rng)
+        leaf = centre + _rotate([[0.06, 0]], rng.uniform(0, 2 * np.pi))[0]
+        shapes.append(Shape(_ellipse(leaf, 0.02, 0.01, rng.uniform(0, np.pi)), (60, 120, 40)))
+        sites.append((centre, 0.085))
+    for slot in nuts:
+        centre, angle = slot + rng.uniform(-0.015, 0.015, 2), rng.uniform(0, np.pi)
+        shapes.append(Shape(_ellipse(centre, 0.075, 0.05, angle), nut))
+        shapes.append(Shape(_rotate([[-0.06, 0], [0.06, 0]], angle) + centre, _shade(nut, 0.6), 0.006))
+        sites.append((centre, 0.065))
+    return Scene(_jitter((60, 58, 55), rng), shapes, regions, sites)
+
+
+CABLE_COLOURS = {2: (230, 200, 40), 3: (40, 90, 210), 4: (210, 50, 40)}
+
+
+def _cable_pair(rng, logical: bool) -> Scene:
+    """Rule: both connectors have the same number k of slots; the cable's colour encodes k."""
+    k = int(rng.integers(2, 5))
+    k_right, colour, cable_present = k, CABLE_COLOURS[k], True
+    rule = ("mismatch", "colour", "missing")[rng.integers(3)] if logical else None
+    if rule == "mismatch":
+        k_right = int(rng.choice([n for n in CABLE_COLOURS if n != k]))
+    elif rule == "colour":
+        colour = CABLE_COLOURS[int(rng.choice([n for n in CABLE_COLOURS if n != k]))]
+    elif rule == "missing":
+        cable_present = False
+    colour = _jitter(colour, rng, 10)
+    centres = [np.array([-0.3, rng.uniform(-0.1, 0.1)]), np.array([0.3, rng.uniform(-0.1, 0.1)])]
+    angles = rng.uniform(-0.2, 0.2, 2)
+    ends = [c + _rotate([[side * 0.07, 0]], a)[0] for c, a, side in zip(centres, angles, (1, -1))]
+    middle = (ends[0] + ends[1]) / 2 + (0, rng.choice([-1, 1]) * rng.uniform(0.1, 0.25))
+    cable = _bezier(ends[0], middle, ends[1])
+    shapes = [Shape(cable, colour, 0.03)] if cable_present else []
+    housing = _jitter((225, 225, 215), rng, 8)
+    for centre, angle, slots in zip(centres, angles, (k, k_right)):
+        shapes.append(Shape(_rect(centre, 0.14, 0.26, angle), housing))
+        for i in range(slots):
+            offset = _rotate([[0.0, 0.24 * ((i + 1) / (slots + 1) - 0.5)]], angle)[0]
+            shapes.append(Shape(_rect(centre + offset, 0.06, 0.028, angle), (45, 45, 50)))
+    regions = {"mismatch": [[Shape(_rect(centres[1], 0.15, 0.27, angles[1]), 255)]],
+               "colour": [[Shape(cable, 255, 0.036)]], "missing": [[Shape(cable, 255, 0.036)]]}.get(rule, [])
+    sites = [(centres[0], 0.12), (centres[1], 0.12)] + ([(cable[16], 0.05)] if cable_present else [])
+    return Scene(_jitter((85, 90, 95), rng), shapes, regions, sites)
+
+
+BEAD_COLOURS = [(210, 40, 40), (240, 140, 20), (235, 210, 40), (50, 160, 70), (40, 90, 200)]
+
+
+def _bead_string(rng, logical: bool) -> Scene:
+    """Rule: five beads on a string, from left to right red, orange, yellow, green, blue."""
+    string = _bezier((-0.47, 0), (0, rng.uniform(-0.12, 0.12)), (0.47, 0), n=48)
+    colours = list(range(5))
+    present = [True] * 5
+    regions = []
+    if logical:
+        rule = ("swap", "repeat", "missing")[rng.integers(3)]
+        i, j = rng.permutation(5)[:2]
+        if rule == "swap":
+            colours[i], colours[j] = colours[j], colours[i]
+            regions = [[i], [j]]
+        elif rule == "repeat":
+            colours[i] = colours[j]
+            regions = [[i]]
+        else:
+            present[i] = False
+            regions = [[i]]
+    shapes = [Shape(string, (60, 50, 40), 0.008)]
+    centres = []
+    for t in np.linspace(0.15, 0.85, 5) + rng.uniform(-0.015, 0.015, 5):
+        centres.append(string[int(round(t * (len(string) - 1)))])
+    sites = []
+    for centre, colour, shown in zip(centres, colours, present):
+        if shown:
+            bead = _jitter(BEAD_COLOURS[colour], rng, 10)
+            # hexagonal beads, each turned at random, so that rotation varies item by item
+            shapes.append(Shape(_polygon(centre, 0.06, 6, rng.uniform(0, np.pi)), bead))
+            shapes.append(Shape(_ellipse(centre + (-0.02, -0.02), 0.015, 0.01, 0.8), _shade(bead, 1.3)))
+            sites.append((centre, 0.06))
+    regions = [[Shape(_ellipse(centres[i], 0.065, 0.065), 255)] for [i] in regions]
+    return Scene(_jitter((225, 220, 205), rng), shapes, regions, sites)
+
+
+def _draw_scene(scene: Scene, rng, width: int) -> tuple[np.ndarray, list[np.ndarray], list[tuple]]:
+    """Rasterise a scene under a random pose (shift, rotation, scale) of the whole layout."""
+    angle, scale = rng.uniform(-0.1, 0.1), rng.uniform(0.95, 1.02)
+    shift = rng.uniform(-0.03, 0.03, 2)
+
+    def pixels(points):
+        return (_rotate(np.asarray(points) * scale, angle) + 0.5 + shift) * width
+
+    def draw(draw_on, shape, fill, outline):
+        xy = pixels(shape.points).ravel().tolist()
+        if shape.width:
+            draw_on.line(xy, fill=fill, width=max(1, round(shape.width * scale * width)), joint="curve")
+        else:
+            draw_on.polygon(xy, fill=fill, outline=outline, width=max(1, width // 256))
+
+    canvas = Image.new("RGB", (width, width), scene.background)
+    painter = ImageDraw.Draw(canvas)
+    for shape in scene.shapes:
+        draw(painter, shape, shape.fill, _shade(shape.fill, 0.75) if not shape.width else None)
+    masks = []
+    for region in scene.regions:
+        mask = Image.new("L", (width, width), 0)
+        for shape in region:
+            draw(ImageDraw.Draw(mask), shape, 255, 255)
+        masks.append(np.asarray(mask) > 127)
+    sites = [(*pixels([centre])[0], radius * scale * width) for centre, radius in scene.sites]
+    return np.asarray(canvas, dtype=np.float32), masks, sites
+
+
+# ---------------------------------------------------------------------------
+# The texture category: crops of scikit-image's brick photograph.
+
+def _texture_crop(source: Image.Image, rng, width: int, angle: float) -> np.ndarray:
+    """A ``width`` x ``width`` view of a random part of ``source``, turned by ``angle`` (radians)."""
+    side = rng.uniform(0.5, 0.6) * source.width  # in source pixels
+    reach = side * 0.71  # half the diagonal: the turned view stays inside the photograph
+    cx, cy = rng.uniform(reach, source.width - reach, 2)
+    c, s = np.cos(angle), np.sin(angle)
+    step = side / width
+    flip = rng.choice([-1, 1], 2)  # mirrored bricks are still vertical bricks
+    a, b, d, e = step * c * flip[0], -step * s * flip[1], step * s * flip[0], step * c * flip[1]
+    # PIL maps each output pixel (x, y) to the source pixel (a x + b y + o1, d x + e y + o2)
+    affine = (a, b, cx - (a + b) * width / 2, d, e, cy - (d + e) * width / 2)
+    view = source.transform((width, width), Image.AFFINE, affine, resample=Image.BILINEAR)
+    return np.asarray(view, dtype=np.float32)
+
+
+@functools.cache
+def _brick_photograph() -> Image.Image:
+    from skimage import data  # imported here: only this category needs it
+
+    return Image.fromarray(data.brick())
+
+
+def _brick_wall(rng, logical: bool, width: int) -> tuple[np.ndarray, list[np.ndarray], list[tuple]]:
+    """Rule: the bricks run vertically. The logical anomaly is a patch of the same bricks turned by 90°."""
+    source = _brick_photograph()
+    gray = _texture_crop(source, rng, width, rng.uniform(-0.07, 0.07))
+    masks = []
+    if logical:
+        turned = _texture_crop(source, rng, width, np.pi / 2 + rng.uniform(-0.07, 0.07))
+        w, h = (rng.uniform(0.25, 0.4, 2) * width).astype(int)
+        x, y = rng.integers(0, width - w), rng.integers(0, width - h)
+        mask = np.zeros((width, width), dtype=bool)
+        mask[y:y + h, x:x + w] = True
+        gray = np.where(mask, turned, gray)
+        masks = [mask]
+    colour = np.asarray(_jitter((300, 170, 130), rng, 20), dtype=np.float32)
+    canvas = gray[..., None] / 255 * colour
+    sites = [(*rng.uniform(0.2, 0.8, 2) * width, 0.08 * width) for _ in range(4)]
+    return canvas, masks, sites
+
+
+# ---------------------------------------------------------------------------
+# Structural defects. Each damages a window (float32 H x W x 3) around a site
+# at (x, y) with item radius r, in window pixels, and returns it with its mask.
+
+def _stroke(shape: tuple, points, thickness: float) -> np.ndarray:
+    """Coverage (0..1) of a polyline ``thickness`` pixels wide."""
+    layer = Image.new("L", shape[1::-1], 0)
+    ImageDraw.Draw(layer).line(np.asarray(points).ravel().tolist(), fill=255, width=max(3, round(thickness)),
+                               joint="curve")
+    return np.asarray(layer, dtype=np.float32) / 255
+
+
+def _disc(shape: tuple, centre, radius: float) -> np.ndarray:
+    yy, xx = np.ogrid[:shape[0], :shape[1]]
+    return (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 <= radius ** 2
+
+
+def _blend(window: np.ndarray, alpha: np.ndarray, colour) -> np.ndarray:
+    alpha = alpha.astype(np.float32)[..., None]
+    return window * (1 - alpha) + np.asarray(colour, dtype=np.float32) * alpha
+
+
+def _walk(start, heading: float, steps: int, step: float, wander: float, rng) -> np.ndarray:
+    """A random walk: gentle for scratches (small ``wander``), jagged for cracks."""
+    headings = heading + np.cumsum(rng.normal(0, wander, steps))
+    moves = step * np.stack([np.cos(headings), np.sin(headings)], 1)
+    return np.vstack([start, start + np.cumsum(moves, 0)])
+
+
+def _scratch(window, x, y, r, rng):
+    heading = rng.uniform(0, 2 * np.pi)
+    length = rng.uniform(1.5, 2.5) * r
+    start = np.array([x, y]) - 0.5 * length * np.array([np.cos(heading), np.sin(heading)])
+    alpha = _stroke(window.shape, _walk(start, heading, 6, length / 6, 0.12, rng), 0.12 * r)
+    colour = (235, 235, 228) if rng.random() < 0.5 else (35, 30, 28)
+    return _blend(window, 0.85 * alpha, colour), alpha > 0.5
+
+
+def _crack(window, x, y, r, rng):
+    path = _walk(np.array([x, y]) + rng.uniform(-0.4, 0.4, 2) * r, rng.uniform(0, 2 * np.pi), 10, 0.25 * r, 0.7, rng)
+    alpha = _stroke(window.shape, path, 0.08 * r)
+    if rng.random() < 0.5:  # a branch from the middle
+        branch = _walk(path[5], rng.uniform(0, 2 * np.pi), 5, 0.2 * r, 0.7, rng)
+        alpha = np.maximum(alpha, _stroke(window.shape, branch, 0.08 * r))
+    return _blend(window, 0.9 * alpha, (25, 20, 18)), alpha > 0.5
+
+
+def _hole(window, x, y, r, rng):
+    centre = np.array([x, y]) + rng.uniform(-0.35, 0.35, 2) * r
+    radius = rng.uniform(0.3, 0.45) * r
+    inner, outer = _disc(window.shape, centre, radius), _disc(window.shape, centre, radius * 1.2)
+    damaged = _blend(window, 0.6 * (outer & ~inner), (215, 210, 200))  # a torn, lighter rim
+    return _blend(damaged, 0.95 * inner, (22, 20, 18)), outer
+
+
+def _stain(window, x, y, r, rng):
+    layer = Image.new("L", window.shape[1::-1], 0)
+    painter = ImageDraw.Draw(layer)
+    for _ in range(rng.integers(3, 6)):
+        centre = np.array([x, y]) + rng.uniform(-0.3, 0.3, 2) * r
+        blob = _ellipse(centre, *(rng.uniform(0.3, 0.55, 2) * r), rng.uniform(0, np.pi), n=24)
+        painter.polygon(blob.ravel().tolist(), fill=255)
+    coverage = np.asarray(layer.filter(ImageFilter.GaussianBlur(max(1.0, 0.08 * r))), dtype=np.float32) / 255
+    colour = [(90, 60, 30), (120, 45, 30), (55, 55, 60)][rng.integers(3)]
+    return _blend(window, rng.uniform(0.55, 0.8) * coverage, colour), coverage > 0.5
+
+
+def _deformation(window, x, y, r, rng):
+    """A dent or bulge on an item's outline: pixels within a radius are pulled from (or pushed to) its centre."""
+    direction = rng.uniform(0, 2 * np.pi)
+    cx, cy = np.array([x, y]) + 0.9 * r * np.array([np.cos(direction), np.sin(direction)])
+    radius = rng.uniform(0.6, 0.8) * r
+    power = rng.choice([rng.uniform(0.3, 0.5), rng.uniform(2.0, 3.0)])  # < 1 bulges, > 1 pinches
+    # only the disc moves, and every pixel in it is taken from inside it: warp its bounding box alone
+    x0, y0 = max(0, int(cx - radius)), max(0, int(cy - radius))
+    yy, xx = np.mgrid[y0:min(window.shape[0], int(cy + radius) + 1),
+                      x0:min(window.shape[1], int(cx + radius) + 1)].astype(np.float32)
+    distance = np.hypot(xx - cx, yy - cy) / radius
+    inside = distance < 1
+    pull = np.where(inside, np.maximum(distance, 1e-3) ** (power - 1), 1.0)
+    sources = [cy + (yy - cy) * pull, cx + (xx - cx) * pull]
+    box = (slice(y0, y0 + yy.shape[0]), slice(x0, x0 + yy.shape[1]))
+    warped = window.copy()
+    warped[box] = np.stack([ndimage.map_coordinates(window[..., c], sources, order=1, mode="nearest")
+                            for c in range(3)], -1)
+    mask = np.zeros(window.shape[:2], dtype=bool)
+    mask[box] = inside & (np.abs(warped[box] - window[box]).max(-1) > 20)
+    return warped, mask
+
+
+STRUCTURAL_DEFECTS = (_scratch, _crack, _hole, _stain, _deformation)
+
+
+def _damage(canvas: np.ndarray, sites, rng, supersample: int) -> tuple[np.ndarray, np.ndarray]:
+    """One structural defect at a random site, redrawn until its mask is visible at the output size."""
+    while True:
+        x, y, r = sites[rng.integers(len(sites))]
+        defect = STRUCTURAL_DEFECTS[rng.integers(len(STRUCTURAL_DEFECTS))]
+        # every defect stays within 3.5 r of its site: damage only that window, it is much faster
+        x0, y0 = max(0, int(x - 3.5 * r)), max(0, int(y - 3.5 * r))
+        x1, y1 = min(canvas.shape[1], int(x + 3.5 * r) + 1), min(canvas.shape[0], int(y + 3.5 * r) + 1)
+        window, window_mask = defect(canvas[y0:y1, x0:x1], x - x0, y - y0, r, rng)
+        mask = np.zeros(canvas.shape[:2], dtype=bool)
+        mask[y0:y1, x0:x1] = window_mask
+        if (_downsample(mask.astype(np.float32), supersample) >= 0.5).sum() >= MIN_MASK_PIXELS:
+            damaged = canvas.copy()
+            damaged[y0:y1, x0:x1] = window
+            return damaged, mask
+
+
+# ---------------------------------------------------------------------------
+# From a category to image and mask files.
+
+_SCENES = {"pegboard": _pegboard, "fruit_tray": _fruit_tray, "cable_pair": _cable_pair, "bead_string": _bead_string}
+# (folder, seed code): the seed code keeps each split's images independent of the others' counts
+_SPLITS = {"train": ("train/good", 0), "validation": ("validation/good", 1), "good": ("test/good", 2),
+           "logical": ("test/logical_anomalies", 3), "structural": ("test/structural_anomalies", 4)}
+
+
+def _downsample(array: np.ndarray, factor: int) -> np.ndarray:
+    """Average ``factor`` x ``factor`` blocks (the antialiasing of the supersampled drawing)."""
+    # strided sums: much faster than a mean over the axes of a reshaped array
+    return sum(array[i::factor, j::factor] for i in range(factor) for j in range(factor)) / factor ** 2
+
+
+def _light(image: np.ndarray, rng) -> np.ndarray:
+    """Global brightness, a linear light gradient, a colour cast and sensor noise."""
+    ramp = np.linspace(-1, 1, image.shape[0], dtype=np.float32)
+    direction = rng.uniform(0, 2 * np.pi)
+    # python floats keep the arithmetic in float32 (numpy scalars would promote it to float64)
+    gradient = float(np.cos(direction)) * ramp[None, :] + float(np.sin(direction)) * ramp[:, None]
+    light = float(rng.uniform(0.85, 1.15)) * (1 + float(rng.uniform(0, 0.12)) * gradient)
+    cast = rng.normal(1, 0.03, 3).astype(np.float32)
+    # uniform noise of standard deviation 4: as good as Gaussian here, and four times cheaper to draw
+    noise = (rng.random(image.shape, dtype=np.float32) - 0.5) * np.float32(4 * 12 ** 0.5)
+    return np.clip(np.round(image * light[..., None] * cast + noise), 0, 255).astype(np.uint8)
+
+
+def render(category: str, kind: str, rng, image_size: int = 256) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One image of ``category`` (uint8, S x S x 3) and its masks (bool, S x S; none when normal).
+
+    ``kind`` is ``good``, ``logical`` or ``structural``.
+    """
+    width = image_size * SUPERSAMPLE
+    if category == "brick_wall":
+        canvas, masks, sites = _brick_wall(rng, kind == "logical", width)
+    else:
+        canvas, masks, sites = _draw_scene(_SCENES[category](rng, kind == "logical"), rng, width)
+    if kind == "structural":
+        canvas, mask = _damage(canvas, sites, rng, SUPERSAMPLE)
+        masks = [mask]
+    image = _light(_downsample(canvas, SUPERSAMPLE), rng)
+    return image, [_downsample(m.astype(np.float32), SUPERSAMPLE) >= 0.5 for m in masks]
+
+
+def generate(root, categories=None, seed: int = 0, image_size: int = 256,
+             n_train: int = 200, n_val: int = 50, n_test: int = 150) -> Path:
+    """Write the synthetic benchmark under ``root`` in MVTec LOCO's layout and return ``root``.
+
+    Per category: ``train/good`` (n_train), ``validation/good`` (n_val), and
+    ``n_test`` test images, a third each logical and structural anomalies and
+    the rest ``test/good``; ``ground_truth/<type>/<NNN>/000.png`` (and
+    ``001.png``... when a rule is broken in two places) holds the masks, 255 on
+    the anomaly. A category folder that exists is replaced; each is written to
+    a temporary folder first, so an interrupted run leaves no half category.
+    """
+    root = Path(root)
+    categories = list(SYNTHETIC_CATEGORIES if categories is None else categories)
+    unknown = [c for c in categories if c not in SYNTHETIC_CATEGORIES]
+    if unknown:
+        raise DataError(f"unknown synthetic categories {', '.join(unknown)}; "
+                        f"expected some of {', '.join(SYNTHETIC_CATEGORIES)}")
+    n_anomalous = n_test // 3
+    counts = {"train": n_train, "validation": n_val, "good": n_test - 2 * n_anomalous,
+              "logical": n_anomalous, "structural": n_anomalous}
+    root.mkdir(parents=True, exist_ok=True)
+    for category in categories:
+        scratch = root / f".{category}.partial"
+        shutil.rmtree(scratch, ignore_errors=True)
+        for split, count in counts.items():
+            folder, code = _SPLITS[split]
+            _write_split(scratch, folder, category, split, count, [seed, SYNTHETIC_CATEGORIES.index(category), code],
+                         image_size)
+        shutil.rmtree(root / category, ignore_errors=True)
+        scratch.rename(root / category)
+    return root
+
+
+def _write_split(category_dir: Path, folder: str, category: str, kind: str, count: int, seed: list[int],
+                 image_size: int) -> None:
+    (category_dir / folder).mkdir(parents=True)
+    kind = kind if kind in ("logical", "structural") else "good"
+    for index in range(count):
+        image, masks = render(category, kind, np.random.default_rng(seed + [index]), image_size)
+        name = f"{index:03d}"
+        Image.fromarray(image).save(category_dir / folder / f"{name}.png", compress_level=1)
+        for number, mask in enumerate(masks):
+            mask_dir = category_dir / "ground_truth" / Path(folder).name / name
+            mask_dir.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(mask.astype(np.uint8) * 255).save(mask_dir / f"{number:03d}.png")

@@ -1,0 +1,135 @@
+"""What every chapter of the book does first: pick the profile, find or make the data,
+say which backbone weights are in use, and share trained detectors between chapters.
+
+Nothing here is needed to use ULSAD; it keeps the chapters short and each one
+runnable alone on a fresh kernel. Files go under :func:`workdir` (``data/``,
+``checkpoints/``, ``results/``), never into a real dataset's folder.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import __version__, data
+from .config import SYNTHETIC_SIZES, Config, default_profile, get_config
+from .detector import ULSAD
+from .train import fit, pick_device
+
+SYNTHETIC_NOTE = ("synthetic benchmark with a randomly initialised backbone: "
+                  "these numbers show the method at work, they are not the paper's")
+
+
+def workdir() -> Path:
+    """$ULSAD_HOME, else the repository holding this book (found from the current folder), else ~/ulsad."""
+    if os.environ.get("ULSAD_HOME"):
+        return Path(os.environ["ULSAD_HOME"])
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "_toc.yml").is_file() and (folder / "ulsad").is_dir():
+            return folder
+    return Path.home() / "ulsad"
+
+
+@dataclass
+class Session:
+    """The profile, configuration, data and device a chapter runs with."""
+
+    profile: str
+    overrides: dict
+    dataset: str
+    root: Path
+    category: str
+    device: torch.device
+
+    @property
+    def config(self) -> Config:
+        return get_config(self.profile, **self.overrides)
+
+    def variant_config(self, variant: str = "full") -> Config:
+        return get_config(self.profile, None if variant == "full" else variant, **self.overrides)
+
+    @property
+    def synthetic(self) -> bool:
+        return self.dataset == "synthetic"
+
+    def load(self, split: str, category: str | None = None) -> data.AnomalyDataset:
+        return data.load(self.dataset, self.root, category or self.category, split,
+                         image_size=self.config.image_size, val_fraction=self.config.val_fraction,
+                         seed=self.config.seed)
+
+    def checkpoint_path(self, variant: str = "full", category: str | None = None) -> Path:
+        return (workdir() / "checkpoints" / self.profile / self.dataset
+                / f"{category or self.category}-{variant}-seed{self.config.seed}.ckpt")
+
+    def provenance(self, weights_source: str) -> str:
+        """One line saying where a number comes from, printed beside every result."""
+        what = "SYNTHETIC benchmark" if self.synthetic else f"{self.dataset} (real data)"
+        weights = "RANDOM backbone weights" if weights_source == "random" else f"backbone weights: {weights_source}"
+        line = f"{what} / {self.category}, {weights}, profile '{self.profile}'"
+        if self.synthetic or weights_source == "random":
+            line += " -- not comparable with the paper's numbers"
+        return line
+
+
+def _synthetic_root(profile: str, image_size: int, category: str) -> Path:
+    """The synthetic benchmark for a profile, generated once (a few seconds per category)."""
+    root = workdir() / "data" / f"synthetic-{profile}"
+    n_train, n_val, n_test = SYNTHETIC_SIZES[profile]
+    stamp = {"ulsad": __version__, "image_size": image_size, "sizes": [n_train, n_val, n_test], "seed": 0}
+    marker = root / f".{category}.json"
+    if not (marker.is_file() and json.loads(marker.read_text()) == stamp and (root / category).is_dir()):
+        data.synth.generate(root, [category], seed=0, image_size=image_size,
+                            n_train=n_train, n_val=n_val, n_test=n_test)
+        marker.write_text(json.dumps(stamp))
+    return root
+
+
+def setup(category: str = "pegboard", profile: str | None = None, quiet: bool = False, **overrides) -> Session:
+    """The first cell of every chapter.
+
+    A real dataset is used when ``ULSAD_DATASET`` names one and ``ULSAD_DATA_ROOT``
+    holds it (the category then comes from ``ULSAD_CATEGORY``); otherwise the
+    synthetic benchmark, made on first use.
+    """
+    profile = profile or default_profile()
+    cfg = get_config(profile, **overrides)
+    name, real_root = os.environ.get("ULSAD_DATASET"), os.environ.get("ULSAD_DATA_ROOT")
+    if name and name != "synthetic":
+        if not real_root or not Path(real_root).is_dir():
+            raise data.DataError(f"ULSAD_DATASET={name} but ULSAD_DATA_ROOT={real_root!r} is not a folder; "
+                                 f"expected the folder holding the {name} categories")
+        category = os.environ.get("ULSAD_CATEGORY", data.categories(name, real_root)[0])
+        root = Path(real_root)
+    else:
+        name, root = "synthetic", _synthetic_root(profile, cfg.image_size, category)
+    session = Session(profile, overrides, name, root, category, pick_device(cfg.device))
+    if not quiet:
+        print(f"ulsad {__version__} | torch {torch.__version__} | device: {session.device} | "
+              f"profile: {profile} ({cfg.backbone}, {cfg.image_size} px, c*={cfg.c_star}, "
+              f"{cfg.epochs} epochs)")
+        print(f"data: {name} / {category} at {root}"
+              + (" (generated; no download needed)" if session.synthetic else ""))
+        print(f"backbone weights: {cfg.weights}"
+              + (" (random if none can be found)" if cfg.allow_random_weights else ""))
+    return session
+
+
+def trained_detector(session: Session, variant: str = "full", retrain: bool = False,
+                     progress: bool = True, category: str | None = None):
+    """The detector of an earlier chapter if its checkpoint matches the configuration, else a new one.
+
+    Returns (detector, history); the history is the one saved with the checkpoint.
+    """
+    cfg = session.variant_config(variant)
+    path = session.checkpoint_path(variant, category)
+    if path.is_file() and not retrain:
+        detector = ULSAD.load(path, map_location=session.device)
+        if detector.config == cfg:
+            return detector, detector.extra.get("history", [])
+    detector, history = fit(session.load("train", category), session.load("validation", category),
+                            cfg, progress=progress)
+    detector.save(path)
+    return detector, history
