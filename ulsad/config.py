@@ -138,7 +138,7 @@ class Config:
 # and the image, and use resnet18 whose layer2+layer3 give 384 channels.
 PROFILES: dict[str, dict] = {
     "paper": {},
-    "demo": dict(image_size=128, backbone="resnet18", c_star=96, ae_width=32, epochs=40,
+    "demo": dict(image_size=128, backbone="resnet18", c_star=96, ae_width=32, epochs=30,
                  batch_size=8, blur_sigma=2.0, blur_kernel=17, allow_random_weights=True),
     "smoke": dict(image_size=64, backbone="resnet18", c_star=32, ae_width=16, epochs=2,
                   batch_size=4, blur_sigma=1.0, blur_kernel=9, allow_random_weights=True),
@@ -229,6 +229,6 @@ def parse_overrides(items: list[str]) -> dict:
 # per category. `paper` uses the generator's full default.
 SYNTHETIC_SIZES: dict[str, tuple[int, int, int]] = {
     "paper": (200, 50, 150),
-    "demo": (120, 30, 90),
+    "demo": (100, 30, 90),
     "smoke": (16, 8, 24),
 }
