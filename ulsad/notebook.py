@@ -126,9 +126,13 @@ def trained_detector(session: Session, variant: str = "full", retrain: bool = Fa
     cfg = session.variant_config(variant)
     path = session.checkpoint_path(variant, category)
     if path.is_file() and not retrain:
-        detector = ULSAD.load(path, map_location=session.device)
-        if detector.config == cfg:
-            return detector, detector.extra.get("history", [])
+        try:
+            detector = ULSAD.load(path, map_location=session.device)
+        except ValueError as e:  # written by another version of the package
+            print(f"not reusing {path}: {e}; training a new detector")
+        else:
+            if detector.config == cfg:
+                return detector, detector.extra.get("history", [])
     detector, history = fit(session.load("train", category), session.load("validation", category),
                             cfg, progress=progress)
     detector.save(path)

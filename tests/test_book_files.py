@@ -1,0 +1,33 @@
+"""The committed chapters: executed, free of errors, each runnable alone, wired to one repository URL."""
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+NOTEBOOKS = [ROOT / f"{c['file']}.ipynb" for part in TOC["parts"] for c in part["chapters"]]
+REPO_URL = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+
+
+def cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def test_every_chapter_in_the_table_of_contents_exists():
+    assert NOTEBOOKS and all(p.is_file() for p in NOTEBOOKS), [p.name for p in NOTEBOOKS if not p.is_file()]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_chapter_is_committed_executed_and_without_errors(path):
+    code = [c for c in cells(path) if c["cell_type"] == "code"]
+    assert all(c.get("execution_count") for c in code if c["source"]), "not executed top to bottom"
+    assert not [o for c in code for o in c.get("outputs", []) if o["output_type"] == "error"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_chapter_installs_the_package_from_the_configured_repository_then_sets_up(path):
+    code = ["".join(c["source"]) for c in cells(path) if c["cell_type"] == "code"]
+    assert "git+" + REPO_URL in code[0], "the Colab install cell must use _config.yml's repository URL"
+    assert "setup(" in code[1]
