@@ -54,7 +54,7 @@ def draw_examples(root: Path, figure: Path, image_size: int) -> None:
             ax = axes[row, col]
             ax.imshow(item["image"].permute(1, 2, 0).numpy())
             if kind != "good":
-                ax.contour(item["mask"].numpy(), levels=[0.5], colors="white", linewidths=1.2)
+                ax.contour(item["mask"].numpy(), levels=[0.5], colors="cyan", linewidths=1.2)
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:
@@ -63,7 +63,7 @@ def draw_examples(root: Path, figure: Path, image_size: int) -> None:
                 ax.set_ylabel(category, fontsize=9)
     fig.tight_layout()
     figure.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(figure, dpi=80)
+    fig.savefig(figure, dpi=72)
     print(f"figure: {figure} ({figure.stat().st_size // 1024} KB)")
 
 

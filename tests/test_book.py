@@ -29,7 +29,8 @@ def html(tmp_path_factory):
     config["execute"]["execute_notebooks"] = "force"  # never reuse outputs cached by another profile
     (out / "_config.yml").write_text(yaml.safe_dump(config))
     env = {**__import__("os").environ, "ULSAD_PROFILE": "smoke", "ULSAD_HOME": str(out / "home")}
-    build = subprocess.run([sys.executable, "-m", "jupyter_book", "build", str(ROOT), "--path-output", str(out),
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")  # its console script; 1.x has no __main__
+    build = subprocess.run([str(jupyter_book), "build", str(ROOT), "--path-output", str(out),
                             "--config", str(out / "_config.yml")],
                            env=env, capture_output=True, text=True, timeout=3000)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]

@@ -107,6 +107,37 @@ def cmd_synth(args) -> None:
     print(f"synthetic benchmark ({', '.join(args.categories or data.SYNTHETIC_CATEGORIES)}) written to {root}")
 
 
+def cmd_evaluate(args) -> None:
+    import json
+
+    from . import data
+    from .detector import ULSAD
+    from .evaluate import evaluate, find_defects_config, results_table
+    from .train import pick_device
+
+    detector = ULSAD.load(args.checkpoint, map_location=pick_device())
+    cfg = detector.config
+    test = data.load(args.dataset, args.root, args.category, "test", image_size=cfg.image_size,
+                     val_fraction=cfg.val_fraction, seed=cfg.seed)
+    result = evaluate(detector, test, args.batch_size, find_defects_config(args.root, args.category))
+    print(f"{args.dataset}/{args.category}: {result['n_test']} test images ({result['n_anomalous']} anomalous), "
+          f"evaluated at {cfg.image_size} x {cfg.image_size} px; backbone weights: {detector.weights_source}")
+    print(results_table(result).to_string(float_format=lambda v: f"{v:.4f}", na_rep="-"))
+    if args.json:
+        info = {"dataset": args.dataset, "category": args.category, "checkpoint": str(args.checkpoint),
+                "weights": detector.weights_source}
+        print(json.dumps({**info, **result}))
+
+
+def cmd_reproduce(args) -> None:
+    from .reproduce import reproduce
+
+    runs = reproduce(args.dataset, args.root, args.categories, args.seeds, args.variants, args.profile,
+                     parse_overrides(args.overrides), args.out, args.executor, args.ray_address)
+    print(f"{len(runs)} runs in {args.out / 'runs.csv'}; summaries in {args.out}/summary_by_{{category,dataset}}.md")
+    print((args.out / "summary_by_dataset.md").read_text(encoding="utf-8"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ulsad", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +159,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for scores.csv and one overlay PNG per image")
     p.add_argument("--batch-size", type=int, default=8)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="the paper's metrics of a trained detector on a test set")
+    p.add_argument("--checkpoint", type=Path, required=True, help="a file written by train")
+    p.add_argument("--dataset", default="synthetic",
+                   help="mvtec_ad, mvtec_loco, btad, mpdd, visa, folder or synthetic")
+    p.add_argument("--root", type=Path, required=True, help="the dataset's root folder")
+    p.add_argument("--category", required=True, help="category (subfolder) to evaluate on")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the checkpoint's")
+    p.add_argument("--json", action="store_true",
+                   help="also print the metrics as one JSON object, the last line (keys: ulsad.evaluate)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("reproduce", help="train and evaluate every (category, seed, variant); compare with the paper")
+    p.add_argument("--dataset", default="synthetic",
+                   help="mvtec_ad, mvtec_loco, btad, mpdd, visa, folder or synthetic")
+    p.add_argument("--root", type=Path, required=True, help="the dataset's root folder")
+    p.add_argument("--categories", nargs="+", default=None, help="default: every category of the dataset")
+    p.add_argument("--seeds", type=int, default=1, help="number of seeds, 0 .. N-1 (the paper: 5)")
+    p.add_argument("--variant", dest="variants", nargs="+", choices=list(VARIANTS), default=["full"],
+                   metavar="VARIANT", help="one or more of: " + ", ".join(VARIANTS) + " (default: full)")
+    p.add_argument("--profile", choices=list(PROFILES), default=None,
+                   help="settings profile (default: $ULSAD_PROFILE, else paper with CUDA, demo without)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                   help="override any Config field for every run, e.g. --set epochs=10; repeatable")
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder for runs.csv and the summaries; runs already in runs.csv are skipped")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: one run after another; ray: in parallel on a Ray cluster, one GPU per run")
+    p.add_argument("--ray-address", default=None, help="a Ray cluster to join (default: start a local one)")
+    p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("download", help="download and verify one of the five benchmarks")
     p.add_argument("name", help="mvtec_ad, mvtec_loco, btad, mpdd (manual) or visa")

@@ -159,8 +159,9 @@ VARIANTS: dict[str, dict] = {
     "vd_pg": dict(global_loss="pg", use_lg=False),
     "vd_pgd_lg": dict(global_loss="pg_direct", use_lg=True),
     "vd_pg_lg": {},  # ULSAD
-    # Table 21: λ_l sweep
-    **{f"lambda_l-{v}": dict(lambda_l=v) for v in (0.0, 0.01, 0.5, 0.9, 1.0)},
+    # Table 21: λ_l sweep of the local branch alone (its λ_l = 0 and 0.5 columns are
+    # Table 3's rows 1 and 6)
+    **{f"lambda_l-{v}": dict(lambda_l=v, global_loss="none", use_lg=False) for v in (0.0, 0.01, 0.5, 0.9, 1.0)},
     # Fig. 8: backbones
     **{f"backbone-{b}": dict(backbone=b) for b in BACKBONES},
 }

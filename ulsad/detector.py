@@ -158,11 +158,7 @@ class ULSAD(nn.Module):
                                "calibrate() with normal validation images")
         cfg = self.config
         m_l, m_g = self.raw_maps(x)
-        q = self.q.tolist()
-        local = maps.blur(maps.normalize(m_l, q[0], q[1]), cfg.blur_sigma, cfg.blur_kernel)
-        global_ = None if m_g is None else \
-            maps.blur(maps.normalize(m_g, q[2], q[3]), cfg.blur_sigma, cfg.blur_kernel)
-        combined = maps.combine(local, global_)
+        local, global_, combined = maps.final_maps(m_l, m_g, self.q.tolist(), cfg.blur_sigma, cfg.blur_kernel)
         out = {"local": local, "global": global_, "combined": combined,
                "score": maps.image_score(combined)}
         return {k: None if v is None else v.cpu() for k, v in out.items()}

@@ -60,6 +60,17 @@ def combine(local: torch.Tensor, global_: torch.Tensor | None) -> torch.Tensor:
     return local if global_ is None else 0.5 * (local + global_)
 
 
+def final_maps(m_l: torch.Tensor, m_g: torch.Tensor | None, q: tuple[float, ...], sigma: float,
+               kernel: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Raw maps (Eq. 7-8) -> normalised (Eq. 9) and blurred local and global maps, and their mean.
+
+    `q` is (q_α^l, q_β^l, q_α^g, q_β^g); the global pair is unused without a global branch.
+    """
+    local = blur(normalize(m_l, q[0], q[1]), sigma, kernel)
+    global_ = None if m_g is None else blur(normalize(m_g, q[2], q[3]), sigma, kernel)
+    return local, global_, combine(local, global_)
+
+
 def image_score(m: torch.Tensor) -> torch.Tensor:
     """Eq. (10): s = max over positions of the combined map, one score per image."""
     return m.flatten(1).amax(1)

@@ -126,7 +126,10 @@ def load(name: str, root, category: str, split: str, image_size: int = 256,
                         f"({_how_to_get(name, root)})")
     known = categories(name, root)
     if category not in known:
-        raise DataError(f"unknown {name} category {category!r} in {root}; expected one of {', '.join(known)}")
+        raise DataError(f"unknown {name} category {category!r} in {root}; "
+                        f"expected one of {', '.join(known) or '(none found)'}")
+    if not 0 < val_fraction < 1:
+        raise DataError(f"val_fraction={val_fraction}; expected a fraction between 0 and 1 (exclusive)")
     loader = _LOADERS[name]
     if name in ("mvtec_loco", "synthetic"):
         samples, has_masks = loader(root, category, split)
@@ -150,7 +153,7 @@ def _how_to_get(name: str, root: Path) -> str:
     if name == "synthetic":
         return f"make it with: python -m ulsad synth --root {root}"
     if name == "folder":
-        return "see docs: category/train/good, category/test/<type>, optional category/ground_truth"
+        return "<category>/train/good, <category>/test/<type>, optional <category>/ground_truth/<type>/<name>_mask.png"
     return f"get it with: python -m ulsad download {name} --root {root}"
 
 
@@ -158,7 +161,7 @@ def _hold_out(samples: list[Sample], split: str, val_fraction: float, seed: int)
     """The validation part (a seeded ``val_fraction``, at least one image) or the rest (train)."""
     n_val = max(1, round(val_fraction * len(samples)))
     if n_val >= len(samples):
-        folder = samples[0].path.parent if samples else "the training folder"
+        folder = samples[0].path.parent
         raise DataError(f"{folder}: only {len(samples)} normal training image(s); expected more than {n_val} "
                         f"so that val_fraction={val_fraction} leaves some for training")
     # sort first so that the split depends on the files, not on the order the filesystem lists them

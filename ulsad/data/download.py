@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import lzma
 import os
 import shutil
 import tarfile
@@ -20,6 +21,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
@@ -87,7 +89,8 @@ def download(name: str, root, url: str | None = None, sha256: str | None = None,
         raise DataError(f"no download for dataset {name!r}{hint}; expected one of {', '.join(SOURCES)}")
     root, source = Path(root), SOURCES[name]
     if is_present(name, root):
-        _say(f"{source.title} is already in {root}", quiet)
+        if not quiet:
+            print(f"{source.title} is already in {root}")
         return root
     if url is None:
         url, sha256 = source.url, sha256 or source.sha256
@@ -113,11 +116,6 @@ def is_present(name: str, root: Path) -> bool:
 
 def _expected(name: str) -> list[str]:
     return DATASETS[name] + (["split_csv/1cls.csv"] if name == "visa" else [])
-
-
-def _say(message: str, quiet: bool) -> None:
-    if not quiet:
-        print(message)
 
 
 def _archive_name(url: str) -> str:
@@ -234,8 +232,8 @@ def _extract_tar(archive: Path, staging: Path, quiet: bool) -> None:
                                         f"the target folder; refusing to extract")
                 # our checks come first; the 'data' filter adds tarfile's own (and drops odd permissions)
                 tar.extract(member, staging, filter="data")
-    except (tarfile.TarError, EOFError, OSError) as error:
-        raise DataError(f"{archive}: cannot extract ({error}); expected a complete .tar/.tar.xz/.zip archive") from error
+    except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as error:
+        raise _damaged(archive, error) from error
 
 
 def _extract_zip(archive: Path, staging: Path, quiet: bool) -> None:
@@ -246,5 +244,9 @@ def _extract_zip(archive: Path, staging: Path, quiet: bool) -> None:
                 if (info.external_attr >> 16) & 0o170000 == 0o120000:  # a symlink stored by Unix zip
                     raise DataError(f"{archive}: member {info.filename!r} is a link; refusing to extract")
                 zf.extract(info, staging)
-    except (zipfile.BadZipFile, OSError) as error:
-        raise DataError(f"{archive}: cannot extract ({error}); expected a complete .tar/.tar.xz/.zip archive") from error
+    except (zipfile.BadZipFile, OSError, zlib.error) as error:
+        raise _damaged(archive, error) from error
+
+
+def _damaged(archive: Path, error: Exception) -> DataError:
+    return DataError(f"{archive}: cannot extract ({error}); expected a complete .tar, .tar.xz or .zip archive")

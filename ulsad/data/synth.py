@@ -26,8 +26,8 @@ single template explains them.
 
 Scenes are drawn with PIL at twice the image size and averaged down, which
 antialiases edges and masks alike. Every image has its own random generator,
-seeded by (seed, category, split, index), so a category, a split or an image
-size can be regenerated on its own and the bytes are the same for a seed.
+seeded by (seed, category, split, index), so a category or a split can be
+regenerated on its own, and the same seed always gives the same bytes.
 """
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ from .errors import DataError
 SYNTHETIC_CATEGORIES = ("pegboard", "fruit_tray", "cable_pair", "bead_string", "brick_wall")
 SUPERSAMPLE = 2  # draw at twice the size, then average 2 x 2 blocks
 MIN_MASK_PIXELS = 4  # a structural defect smaller than this (at the output size) is drawn again
+MIN_IMAGE_SIZE = 32  # below this the items are a few pixels wide
 
 
 # ---------------------------------------------------------------------------
@@ -126,8 +127,11 @@ def _pegboard(rng, logical: bool) -> Scene:
     sites = []
     for well, count in zip(wells, counts):
         shapes.append(Shape(_rect(well, 0.16, 0.16), _shade(board, 0.7)))
-        offsets = [rng.uniform(-0.02, 0.02, 2)] if count == 1 else [np.array([-0.03, -0.03]), np.array([0.03, 0.03])]
-        for offset in offsets[:count]:
+        if count == 1:
+            offsets = [rng.uniform(-0.02, 0.02, 2)]
+        else:  # two pegs side by side, or none
+            offsets = [np.array([-0.03, -0.03]), np.array([0.03, 0.03])][:count]
+        for offset in offsets:
             centre = well + offset
             shapes += _ball(centre, 0.045, peg, rng)
             # an off-centre dimple shows each peg's rotation
@@ -220,19 +224,19 @@ def _bead_string(rng, logical: bool) -> Scene:
     string = _bezier((-0.47, 0), (0, rng.uniform(-0.12, 0.12)), (0.47, 0), n=48)
     colours = list(range(5))
     present = [True] * 5
-    regions = []
+    marked = []  # the beads that break the rule, one mask each
     if logical:
         rule = ("swap", "repeat", "missing")[rng.integers(3)]
         i, j = rng.permutation(5)[:2]
         if rule == "swap":
             colours[i], colours[j] = colours[j], colours[i]
-            regions = [[i], [j]]
+            marked = [i, j]
         elif rule == "repeat":
             colours[i] = colours[j]
-            regions = [[i]]
+            marked = [i]
         else:
             present[i] = False
-            regions = [[i]]
+            marked = [i]
     shapes = [Shape(string, (60, 50, 40), 0.008)]
     centres = []
     for t in np.linspace(0.15, 0.85, 5) + rng.uniform(-0.015, 0.015, 5):
@@ -245,7 +249,7 @@ def _bead_string(rng, logical: bool) -> Scene:
             shapes.append(Shape(_polygon(centre, 0.06, 6, rng.uniform(0, np.pi)), bead))
             shapes.append(Shape(_ellipse(centre + (-0.02, -0.02), 0.015, 0.01, 0.8), _shade(bead, 1.3)))
             sites.append((centre, 0.06))
-    regions = [[Shape(_ellipse(centres[i], 0.065, 0.065), 255)] for [i] in regions]
+    regions = [[Shape(_ellipse(centres[i], 0.065, 0.065), 255)] for i in marked]
     return Scene(_jitter((225, 220, 205), rng), shapes, regions, sites)
 
 
@@ -316,8 +320,9 @@ def _brick_wall(rng, logical: bool, width: int) -> tuple[np.ndarray, list[np.nda
         mask[y:y + h, x:x + w] = True
         gray = np.where(mask, turned, gray)
         masks = [mask]
-    colour = np.asarray(_jitter((300, 170, 130), rng, 20), dtype=np.float32)
-    canvas = gray[..., None] / 255 * colour
+    # the photograph is dark (mean 0.44): a colour brighter than white gives bricks of a natural brightness
+    colour = (np.array([300, 170, 130]) + rng.uniform(-20, 20, 3)).astype(np.float32)
+    canvas = np.minimum(gray[..., None] / 255 * colour, 255)
     sites = [(*rng.uniform(0.2, 0.8, 2) * width, 0.08 * width) for _ in range(4)]
     return canvas, masks, sites
 
@@ -436,15 +441,17 @@ def _damage(canvas: np.ndarray, sites, rng, supersample: int) -> tuple[np.ndarra
 # From a category to image and mask files.
 
 _SCENES = {"pegboard": _pegboard, "fruit_tray": _fruit_tray, "cable_pair": _cable_pair, "bead_string": _bead_string}
-# (folder, seed code): the seed code keeps each split's images independent of the others' counts
-_SPLITS = {"train": ("train/good", 0), "validation": ("validation/good", 1), "good": ("test/good", 2),
-           "logical": ("test/logical_anomalies", 3), "structural": ("test/structural_anomalies", 4)}
+# split -> (folder, kind of image, seed code); the code keeps each split's images independent of the others' counts
+_SPLITS = {"train": ("train/good", "good", 0), "validation": ("validation/good", "good", 1),
+           "good": ("test/good", "good", 2), "logical": ("test/logical_anomalies", "logical", 3),
+           "structural": ("test/structural_anomalies", "structural", 4)}
 
 
 def _downsample(array: np.ndarray, factor: int) -> np.ndarray:
     """Average ``factor`` x ``factor`` blocks (the antialiasing of the supersampled drawing)."""
-    # strided sums: much faster than a mean over the axes of a reshaped array
-    return sum(array[i::factor, j::factor] for i in range(factor) for j in range(factor)) / factor ** 2
+    # strided sums, rows then columns: much faster than a mean over the axes of a reshaped array
+    rows = sum(array[i::factor] for i in range(factor))
+    return sum(rows[:, j::factor] for j in range(factor)) / factor ** 2
 
 
 def _light(image: np.ndarray, rng) -> np.ndarray:
@@ -494,6 +501,10 @@ def generate(root, categories=None, seed: int = 0, image_size: int = 256,
     if unknown:
         raise DataError(f"unknown synthetic categories {', '.join(unknown)}; "
                         f"expected some of {', '.join(SYNTHETIC_CATEGORIES)}")
+    if image_size < MIN_IMAGE_SIZE or min(n_train, n_val) < 1 or n_test < 3:
+        raise DataError(f"cannot generate {image_size} px images with n_train={n_train}, n_val={n_val}, "
+                        f"n_test={n_test}; expected image_size >= {MIN_IMAGE_SIZE}, n_train and n_val >= 1 "
+                        f"and n_test >= 3 (a third each good, logical, structural)")
     n_anomalous = n_test // 3
     counts = {"train": n_train, "validation": n_val, "good": n_test - 2 * n_anomalous,
               "logical": n_anomalous, "structural": n_anomalous}
@@ -502,23 +513,22 @@ def generate(root, categories=None, seed: int = 0, image_size: int = 256,
         scratch = root / f".{category}.partial"
         shutil.rmtree(scratch, ignore_errors=True)
         for split, count in counts.items():
-            folder, code = _SPLITS[split]
-            _write_split(scratch, folder, category, split, count, [seed, SYNTHETIC_CATEGORIES.index(category), code],
+            folder, kind, code = _SPLITS[split]
+            _write_split(scratch / folder, category, kind, count, [seed, SYNTHETIC_CATEGORIES.index(category), code],
                          image_size)
         shutil.rmtree(root / category, ignore_errors=True)
         scratch.rename(root / category)
     return root
 
 
-def _write_split(category_dir: Path, folder: str, category: str, kind: str, count: int, seed: list[int],
-                 image_size: int) -> None:
-    (category_dir / folder).mkdir(parents=True)
-    kind = kind if kind in ("logical", "structural") else "good"
+def _write_split(folder: Path, category: str, kind: str, count: int, seed: list[int], image_size: int) -> None:
+    """``count`` images into ``folder``, their masks into ``../ground_truth/<folder name>/<NNN>/`` (LOCO)."""
+    folder.mkdir(parents=True)
     for index in range(count):
         image, masks = render(category, kind, np.random.default_rng(seed + [index]), image_size)
         name = f"{index:03d}"
-        Image.fromarray(image).save(category_dir / folder / f"{name}.png", compress_level=1)
+        Image.fromarray(image).save(folder / f"{name}.png", compress_level=1)  # level 1: fast, nearly as small
         for number, mask in enumerate(masks):
-            mask_dir = category_dir / "ground_truth" / Path(folder).name / name
+            mask_dir = folder.parent.parent / "ground_truth" / folder.name / name
             mask_dir.mkdir(parents=True, exist_ok=True)
             Image.fromarray(mask.astype(np.uint8) * 255).save(mask_dir / f"{number:03d}.png")

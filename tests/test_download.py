@@ -1,0 +1,263 @@
+"""Downloads against an HTTP server on 127.0.0.1 that serves archives built here."""
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from ulsad.data import DATASETS, DataError, download, load
+from ulsad.data.download import ATTEMPTS
+
+
+class ArchiveServer(ThreadingHTTPServer):
+    """Serves ``files`` (URL path -> bytes). It can break off the first ``cuts`` responses halfway,
+    and can ignore Range requests; it records the Range header of every request."""
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), ArchiveHandler)
+        self.files: dict[str, bytes] = {}
+        self.cuts = 0
+        self.honour_range = True
+        self.ranges: list[str | None] = []
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+
+
+class ArchiveHandler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        server: ArchiveServer = self.server
+        body = server.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        requested = self.headers.get("Range")
+        server.ranges.append(requested)
+        start = int(requested.split("=")[1].rstrip("-")) if requested and server.honour_range else 0
+        if start >= len(body) and start:
+            self.send_error(416)
+            return
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        self.send_header("Content-Length", str(len(body) - start))
+        self.end_headers()
+        if server.cuts:
+            server.cuts -= 1
+            self.wfile.write(body[start:start + (len(body) - start) // 2])  # then the connection closes
+        else:
+            self.wfile.write(body[start:])
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    server = ArchiveServer()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def png_bytes() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(buffer, "png")
+    return buffer.getvalue()
+
+
+def btad_zip() -> bytes:
+    """BTAD as published: its categories wrapped in one folder, BTech_Dataset_transformed/."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for category in DATASETS["btad"]:
+            for i in range(3):
+                zf.writestr(f"BTech_Dataset_transformed/{category}/train/ok/{i:04d}.png", png_bytes())
+            zf.writestr(f"BTech_Dataset_transformed/{category}/test/ok/0000.png", png_bytes())
+    return buffer.getvalue()
+
+
+def tar_bytes(members: list[tarfile.TarInfo | tuple[str, bytes]], compression: str = "xz") -> bytes:
+    """A tar archive of files (name, content) and ready-made members (links, devices)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode=f"w:{compression}" if compression else "w") as tar:
+        for member in members:
+            if isinstance(member, tarfile.TarInfo):
+                tar.addfile(member)
+            else:
+                info = tarfile.TarInfo(member[0])
+                info.size = len(member[1])
+                tar.addfile(info, io.BytesIO(member[1]))
+    return buffer.getvalue()
+
+
+def loco_files() -> list[tuple[str, bytes]]:
+    return [(f"{category}/train/good/000.png", png_bytes()) for category in DATASETS["mvtec_loco"]]
+
+
+def link(name: str, target: str, kind=tarfile.SYMTYPE) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info
+
+
+def serve(server: ArchiveServer, path: str, body: bytes) -> str:
+    server.files[path] = body
+    return server.url(path)
+
+
+def leftovers(root: Path) -> list[str]:
+    """Anything half-done: .part files or extraction folders."""
+    return [p.name for p in root.iterdir() if p.name.endswith(".part") or p.name.startswith(".extract-")]
+
+
+# --- a good archive ----------------------------------------------------------
+
+def test_zip_is_verified_extracted_unwrapped_and_loadable_and_the_licence_is_printed(server, tmp_path, capsys):
+    body = btad_zip()
+    root = download("btad", tmp_path / "btad", url=serve(server, "/btad.zip", body), sha256=sha256(body), quiet=True)
+    assert root == tmp_path / "btad"
+    assert "CC BY-NC-SA 4.0" in capsys.readouterr().out
+    assert sorted(p.name for p in root.iterdir()) == ["01", "02", "03"]  # archive and wrapper folder gone
+    assert len(load("btad", root, "02", "train", val_fraction=0.4)) == 2
+
+
+def test_tar_xz_is_extracted_and_a_second_call_downloads_nothing(server, tmp_path, capsys):
+    body = tar_bytes(loco_files())
+    url = serve(server, "/loco.tar.xz", body)
+    download("mvtec_loco", tmp_path, url=url, sha256=sha256(body), quiet=True)
+    assert all((tmp_path / c / "train/good/000.png").is_file() for c in DATASETS["mvtec_loco"])
+    requests = len(server.ranges)
+    capsys.readouterr()
+    download("mvtec_loco", tmp_path, url=url, sha256=sha256(body))
+    assert len(server.ranges) == requests
+    assert "already" in capsys.readouterr().out
+
+
+def test_plain_tar_is_extracted(server, tmp_path):
+    body = tar_bytes(loco_files(), compression="")
+    download("mvtec_loco", tmp_path, url=serve(server, "/loco.tar", body), sha256=sha256(body), quiet=True)
+    assert all((tmp_path / c).is_dir() for c in DATASETS["mvtec_loco"])
+
+
+def test_links_that_stay_inside_the_root_are_extracted(server, tmp_path):
+    body = tar_bytes(loco_files() + [link("pushpins/alias.png", "train/good/000.png")])
+    download("mvtec_loco", tmp_path, url=serve(server, "/loco.tar.xz", body), sha256=sha256(body), quiet=True)
+    assert (tmp_path / "pushpins/alias.png").read_bytes() == png_bytes()
+
+
+def test_archive_without_the_expected_categories_is_an_error(server, tmp_path):
+    body = tar_bytes([("readme.txt", b"not a dataset")])
+    with pytest.raises(DataError, match="did not contain the expected folders breakfast_box"):
+        download("mvtec_loco", tmp_path, url=serve(server, "/other.tar.xz", body), sha256=sha256(body), quiet=True)
+
+
+# --- a wrong checksum --------------------------------------------------------
+
+def test_wrong_checksum_deletes_the_download_and_extracts_nothing(server, tmp_path):
+    body = btad_zip()
+    with pytest.raises(DataError, match="SHA-256 of the download is .* expected 0+"):
+        download("btad", tmp_path, url=serve(server, "/btad.zip", body), sha256="0" * 64, quiet=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- members that try to escape the root -------------------------------------
+
+@pytest.mark.parametrize("member", [
+    ("../escaped.txt", b"x"),
+    ("/tmp/ulsad-absolute-escape.txt", b"x"),
+    link("pushpins/evil", "../../escaped.txt"),
+    link("pushpins/evil", "/etc/passwd"),
+    link("pushpins/evil", "../../escaped.txt", kind=tarfile.LNKTYPE),
+    link("pushpins/device", "", kind=tarfile.CHRTYPE),
+], ids=["dotdot", "absolute", "symlink-out", "symlink-absolute", "hardlink-out", "device"])
+def test_tar_member_escaping_the_root_is_refused_and_nothing_is_extracted(server, tmp_path, member):
+    root = tmp_path / "root"
+    body = tar_bytes(loco_files() + [member])
+    with pytest.raises(DataError, match="refusing to extract"):
+        download("mvtec_loco", root, url=serve(server, "/loco.tar.xz", body), sha256=sha256(body), quiet=True)
+    assert not (tmp_path / "escaped.txt").exists() and not Path("/tmp/ulsad-absolute-escape.txt").exists()
+    assert not any((root / c).exists() for c in DATASETS["mvtec_loco"]) and leftovers(root) == []
+
+
+def test_zip_member_escaping_the_root_is_refused(server, tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("01/train/ok/0000.png", png_bytes())
+        zf.writestr("../escaped.txt", b"x")
+    body = buffer.getvalue()
+    with pytest.raises(DataError, match="unsafe member '../escaped.txt'"):
+        download("btad", tmp_path / "root", url=serve(server, "/btad.zip", body), sha256=sha256(body), quiet=True)
+    assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "root/01").exists()
+
+
+# --- transfers cut short ------------------------------------------------------
+
+def test_transfer_cut_short_is_resumed_with_a_range_request(server, tmp_path):
+    body = btad_zip()
+    server.cuts = 1
+    download("btad", tmp_path, url=serve(server, "/btad.zip", body), sha256=sha256(body), quiet=True)
+    assert server.ranges == [None, f"bytes={len(body) // 2}-"]
+    assert (tmp_path / "03/test/ok/0000.png").read_bytes() == png_bytes() and leftovers(tmp_path) == []
+
+
+def test_transfer_cut_short_restarts_when_the_server_cannot_resume(server, tmp_path):
+    body = btad_zip()
+    server.cuts, server.honour_range = 1, False
+    download("btad", tmp_path, url=serve(server, "/btad.zip", body), sha256=sha256(body), quiet=True)
+    assert len(server.ranges) == 2 and (tmp_path / "01").is_dir()
+
+
+def test_part_file_left_by_an_interrupted_run_is_resumed(server, tmp_path):
+    body = btad_zip()
+    (tmp_path / "btad.zip.part").write_bytes(body[:100])
+    download("btad", tmp_path, url=serve(server, "/btad.zip", body), sha256=sha256(body), quiet=True)
+    assert server.ranges == ["bytes=100-"] and (tmp_path / "02").is_dir()
+
+
+def test_complete_part_file_is_verified_without_downloading_again(server, tmp_path):
+    body = btad_zip()
+    (tmp_path / "btad.zip.part").write_bytes(body)
+    download("btad", tmp_path, url=serve(server, "/btad.zip", body), sha256=sha256(body), quiet=True)
+    assert server.ranges == [f"bytes={len(body)}-"] and (tmp_path / "02").is_dir()  # answered 416
+
+
+def test_transfer_that_keeps_breaking_off_keeps_its_part_file_for_next_time(server, tmp_path):
+    body = btad_zip()
+    server.cuts = ATTEMPTS
+    with pytest.raises(DataError, match="kept breaking off.*btad.zip.part"):
+        download("btad", tmp_path, url=serve(server, "/btad.zip", body), sha256=sha256(body), quiet=True)
+    assert 0 < (tmp_path / "btad.zip.part").stat().st_size < len(body)
+
+
+def test_unreachable_server_is_a_data_error(server, tmp_path):
+    with pytest.raises(DataError, match="download failed"):
+        download("btad", tmp_path, url=server.url("/missing.zip"), sha256="0" * 64, quiet=True)
+
+
+# --- datasets without a download ----------------------------------------------
+
+def test_mpdd_says_where_to_get_it_and_where_to_put_it(tmp_path):
+    with pytest.raises(DataError, match=r"(?s)github.com/stepanje/MPDD.*mpdd/<category>/train/good.*bracket_black"):
+        download("mpdd", tmp_path / "mpdd")
+
+
+def test_unknown_or_generated_dataset_has_no_download(tmp_path):
+    with pytest.raises(DataError, match="no download for dataset 'imagenet'"):
+        download("imagenet", tmp_path)
+    with pytest.raises(DataError, match="ulsad synth"):
+        download("synthetic", tmp_path)

@@ -1,0 +1,196 @@
+"""The reproduction runner: runs.csv, summaries beside the paper with their provenance, resume, Ray."""
+import shutil
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ulsad.train
+from ulsad import data, get_config, paper
+from ulsad.cli import main
+from ulsad.reproduce import ABLATIONS, KEY, load_runs, paper_value, reproduce, summarize
+
+SMOKE = dict(profile="smoke", overrides={"weights": "random", "epochs": 1}, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return data.synth.generate(tmp_path_factory.mktemp("synthetic"), ["pegboard"], image_size=64,
+                               n_train=16, n_val=8, n_test=24)
+
+
+@pytest.fixture(scope="module")
+def sweep(root, tmp_path_factory):
+    """Two variants x two seeds on one smoke category; (returned rows, output folder)."""
+    out = tmp_path_factory.mktemp("sweep")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the random backbone's warning: on purpose here
+        runs = reproduce("synthetic", root, ["pegboard"], seeds=2, variants=["full", "local_vd"], out=out, **SMOKE)
+    return runs, out
+
+
+@pytest.fixture
+def counted_fit(monkeypatch):
+    """ulsad.train.fit, counting the seeds it trains."""
+    seeds, fit = [], ulsad.train.fit
+
+    def counting(train, validation, cfg, **kwargs):
+        seeds.append(cfg.seed)
+        return fit(train, validation, cfg, **kwargs)
+
+    monkeypatch.setattr(ulsad.train, "fit", counting)
+    return seeds
+
+
+@pytest.fixture
+def no_fit(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("nothing should be trained")
+    monkeypatch.setattr(ulsad.train, "fit", fail)
+
+
+def test_runs_csv_has_one_row_per_run_with_its_provenance(sweep):
+    runs, out = sweep
+    on_disk = load_runs(out)
+    assert len(runs) == len(on_disk) == 4
+    assert sorted(zip(on_disk["variant"], on_disk["seed"])) == [("full", 0), ("full", 1),
+                                                                ("local_vd", 0), ("local_vd", 1)]
+    assert {*KEY, "data", "weights", "backbone", "image_size", "epochs", "config", "device", "wall_s",
+            "image_auroc", "pixel_auroc", "aupro", "local.image_auroc", "logical.image_auroc"} <= set(on_disk.columns)
+    assert set(on_disk["data"]) == {"SYNTHETIC"} and set(on_disk["weights"]) == {"random"}
+    assert set(on_disk["image_size"]) == {64} and set(on_disk["epochs"]) == {1} and set(on_disk["device"]) == {"cpu"}
+    assert on_disk["image_auroc"].between(0, 1).all() and (on_disk["wall_s"] > 0).all()
+    local_only = on_disk[on_disk["variant"] == "local_vd"]
+    assert local_only["global.image_auroc"].isna().all()  # Table 3 row 6 has no global branch
+
+
+def test_summary_is_mean_and_std_over_seeds_in_percent_with_no_paper_column_for_synthetic_data(sweep):
+    runs, out = sweep
+    by_category = pd.read_csv(out / "summary_by_category.csv")
+    row = by_category[(by_category["variant"] == "full") & (by_category["metric"] == "image_auroc")].iloc[0]
+    ours = runs.loc[runs["variant"] == "full", "image_auroc"] * 100
+    assert row["n_seeds"] == 2
+    assert row["mean"] == pytest.approx(ours.mean()) and row["std"] == pytest.approx(ours.std())
+    assert np.isnan(row["paper"]) and np.isnan(row["difference"])
+    assert "SYNTHETIC" in row["provenance"] and "RANDOM" in row["provenance"] and "no counterpart" in row["provenance"]
+    by_dataset = pd.read_csv(out / "summary_by_dataset.csv")
+    assert set(by_dataset["category"]) == {"all"} and set(by_dataset["n_categories"]) == {1}
+    for name in ("summary_by_category.md", "summary_by_dataset.md"):
+        text = (out / name).read_text()
+        assert "Our runs, not the paper's" in text and "SYNTHETIC data" in text and "RANDOM weights" in text
+        assert "profile smoke" in text and "| image_auroc |" in text and " ± " in text
+
+
+def test_a_second_call_trains_nothing(sweep, root, tmp_path, no_fit):
+    _, out = sweep
+    shutil.copytree(out, tmp_path / "again")
+    runs = reproduce("synthetic", root, ["pegboard"], seeds=2, variants=["full", "local_vd"],
+                     out=tmp_path / "again", **SMOKE)
+    assert len(runs) == 4 and len(load_runs(tmp_path / "again")) == 4
+
+
+def test_more_seeds_train_only_the_new_runs(sweep, root, tmp_path, counted_fit):
+    _, out = sweep
+    shutil.copytree(out, tmp_path / "more")
+    runs = reproduce("synthetic", root, ["pegboard"], seeds=3, variants=["full"], out=tmp_path / "more", **SMOKE)
+    assert counted_fit == [2] and sorted(runs["seed"]) == [0, 1, 2]
+    assert len(load_runs(tmp_path / "more")) == 5
+
+
+def test_a_failed_run_keeps_the_others_and_runs_again_next_time(root, tmp_path, monkeypatch):
+    fit = ulsad.train.fit
+
+    def fails_on_seed_1(train, val, cfg, **kw):
+        if cfg.seed == 1:
+            raise RuntimeError("out of memory")
+        return fit(train, val, cfg, **kw)
+
+    monkeypatch.setattr(ulsad.train, "fit", fails_on_seed_1)
+    with pytest.raises(RuntimeError, match="1 of 2 runs failed.*out of memory"):
+        reproduce("synthetic", root, ["pegboard"], seeds=2, out=tmp_path, **SMOKE)
+    assert load_runs(tmp_path)["seed"].tolist() == [0]
+    monkeypatch.setattr(ulsad.train, "fit", fit)
+    assert sorted(reproduce("synthetic", root, ["pegboard"], seeds=2, out=tmp_path, **SMOKE)["seed"]) == [0, 1]
+
+
+def test_a_bad_variant_fails_before_any_training(root, tmp_path, no_fit):
+    with pytest.raises(ValueError, match="unknown variant"):
+        reproduce("synthetic", root, ["pegboard"], variants=["full", "nonsense"], out=tmp_path, **SMOKE)
+    assert not (tmp_path / "runs.csv").exists()
+
+
+def test_ray_runs_each_run_as_a_task(root, tmp_path):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        runs = reproduce("synthetic", root, ["pegboard"], seeds=2, out=tmp_path, executor="ray", **SMOKE)
+    finally:
+        ray.shutdown()
+    assert sorted(runs["seed"]) == [0, 1] and runs["image_auroc"].between(0, 1).all()
+    assert len(load_runs(tmp_path)) == 2 and (tmp_path / "summary_by_category.md").is_file()
+
+
+def test_cli_reproduce_resumes_and_prints_the_summary(sweep, root, tmp_path, no_fit, capsys):
+    _, out = sweep
+    shutil.copytree(out, tmp_path / "cli")
+    code = main(["reproduce", "--dataset", "synthetic", "--root", str(root), "--categories", "pegboard",
+                 "--seeds", "2", "--variant", "full", "local_vd", "--profile", "smoke", "--set", "weights=random",
+                 "--set", "epochs=1", "--out", str(tmp_path / "cli")])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "4 runs" in printed and "Our runs, not the paper's" in printed
+
+
+def test_the_paper_value_of_each_kind_of_run():
+    assert paper_value("mvtec_loco", "breakfast_box", "full", "image_auroc") == (83.54, 0.23, "Table 9")
+    assert paper_value("mvtec_loco", None, "full", "image_auroc") == (84.1, 0.86, "Table 1")
+    assert paper_value("mvtec_loco", None, "full", "aupro")[::2] == (73.73, "Table 2")
+    assert paper_value("btad", "01", "full", "pixel_auroc")[2] == "Table 16"
+    assert paper_value("mvtec_loco", None, "v_pgd", "image_auroc")[::2] == (77.69, "Table 3")
+    assert paper_value("mvtec_loco", "breakfast_box", "v_pgd", "image_auroc")[::2] == (77.29, "Table 22")
+    assert paper_value("mvtec_loco", "pushpins", "local_v", "image_auroc")[::2] == (72.4, "Table 21")
+    assert paper_value("mvtec_loco", "juice_bottle", "backbone-resnet50", "aupro")[::2] == (89.38, "Table 23")
+    assert paper_value("mvtec_ad", "bottle", "v_pgd", "image_auroc") is None  # Table 3 is LOCO only
+    assert paper_value("synthetic", "pegboard", "full", "image_auroc") is None
+    assert paper_value("mvtec_loco", "pushpins", "full", "spro") is None  # the paper reports no sPRO
+    assert paper_value("mvtec_loco", None, "backbone-resnet50", "image_auroc") is None  # Fig. 8 is a figure
+
+
+def test_each_table3_variant_is_the_configuration_of_its_row():
+    rows = paper.table(3)
+    for variant, (row, *_) in ABLATIONS.items():
+        cfg, printed = get_config("paper", variant), rows.loc[row]
+        assert cfg.lambda_l == printed["λ_l"], variant
+        if cfg.has_global_branch:
+            assert cfg.lambda_g == printed["λ_g"], variant
+        else:
+            assert np.isnan(printed["λ_g"]), variant
+        assert cfg.use_lg == printed["L_lg"], variant
+        assert (cfg.global_loss == "pg_direct") == printed["L_pg^d"], variant
+        assert (cfg.global_loss == "pg") == printed["L_pg"], variant
+
+
+def loco_runs(categories, seeds=(0, 1)):
+    """Made-up runs of ULSAD on MVTec LOCO: the summaries' arithmetic without training."""
+    rows = [dict(dataset="mvtec_loco", category=c, variant="full", profile="paper", overrides="{}", seed=s,
+                 data="mvtec_loco (real)", weights="imagenet", backbone="wide_resnet50_2", image_size=256,
+                 epochs=200, image_auroc=0.80 + 0.01 * s, aupro=0.7) for c in categories for s in seeds]
+    return pd.DataFrame(rows)
+
+
+def test_a_real_dataset_is_summarised_beside_the_paper():
+    summary = summarize(loco_runs(data.DATASETS["mvtec_loco"]))
+    row = summary["category"].query("category == 'pushpins' and metric == 'image_auroc'").iloc[0]
+    assert (row["paper"], row["paper_std"], row["paper_source"]) == (86.85, 0.94, "Table 9")
+    assert row["mean"] == pytest.approx(80.5) and row["difference"] == pytest.approx(80.5 - 86.85)
+    assert "mvtec_loco (real)" in row["provenance"] and "IMAGENET" in row["provenance"]
+    whole = summary["dataset"].query("metric == 'image_auroc'").iloc[0]
+    assert (whole["paper"], whole["paper_source"], whole["n_categories"]) == (84.1, "Table 1", 5)
+    assert whole["mean"] == pytest.approx(80.5) and whole["std"] == pytest.approx(np.std([80, 81], ddof=1))
+
+
+def test_the_dataset_level_is_compared_only_when_every_category_ran():
+    summary = summarize(loco_runs(["pushpins", "screw_bag"]))
+    assert summary["category"]["paper"].notna().all()
+    assert summary["dataset"]["paper"].isna().all() and set(summary["dataset"]["n_categories"]) == {2}

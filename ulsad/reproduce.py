@@ -1,0 +1,366 @@
+"""The reproduction runner: train and evaluate every (category, seed, variant), and put the numbers beside the paper's.
+
+    reproduce(dataset, root, categories, seeds, variants, profile, overrides, out)
+                       runs what ``out/runs.csv`` does not hold yet, then writes the summaries
+    load_runs(out)     ``out/runs.csv`` as a DataFrame
+    summarize(runs)    {"category": ..., "dataset": ...}: mean ± std over seeds beside the paper
+    paper_value(dataset, category, variant, metric)
+                       the paper's number for a run's counterpart, if it has one
+
+Files in ``out``:
+
+- ``runs.csv``: one row per run, appended as each run finishes, so that an
+  interrupted sweep resumes where it stopped. A run is identified by
+  ``dataset, category, variant, profile, overrides, seed``; a row that is there
+  is never run again (delete it, or the file, to run it again). Columns:
+  those six; ``data`` (SYNTHETIC or the real dataset), ``root``, ``weights`` (the
+  backbone's weights as ``detector.weights_source`` says: imagenet, random,
+  file:NAME), ``backbone``, ``image_size``, ``epochs``, ``config`` (the full
+  Config as JSON), ``device``, ``n_train``, ``n_validation``, ``final_loss``,
+  ``train_s``, ``eval_s``, ``wall_s``, ``ulsad_version``, ``finished``; then every
+  metric key of :mod:`ulsad.evaluate` (``image_auroc``, ``local.aupro``,
+  ``logical.image_auroc``, ...) as fractions in [0, 1], empty where undefined.
+- ``summary_by_category.csv`` / ``.md`` and ``summary_by_dataset.csv`` / ``.md``:
+  one row per setting and metric, in percent as the paper prints: ``mean`` and
+  ``std`` over seeds (sample std; the dataset level takes the mean over the
+  categories of each seed first, using only seeds that have every category),
+  ``paper``, ``paper_std``, ``paper_source``, ``difference`` (ours - paper) and
+  ``provenance``. The Markdown files show the headline metrics under visible
+  lines saying what data, backbone weights and profile the numbers come from.
+
+Where the paper's value comes from (:func:`paper_value`): for ``full`` (ULSAD)
+on a real dataset, Tables 6-20 per category and Tables 1-2 per dataset; for the
+Table 3 ablations on MVTec LOCO, Table 3 per dataset and Tables 21-22 per
+category; for the backbones of Fig. 8 on MVTec LOCO, Table 23 per category.
+The dataset level is compared only when every category of the dataset was run.
+Synthetic data and ``folder`` images have no counterpart: the paper column is empty.
+
+Executors: ``local`` runs one after another in this process; ``ray`` sends each
+run to a Ray cluster as a task with one GPU (one CPU where the cluster has no
+GPU), so that Table 1's 41 categories x 5 seeds run in parallel. Every worker
+needs ``ulsad`` installed and the dataset root at the same path.
+"""
+from __future__ import annotations
+
+import datetime
+import itertools
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import __version__, data, paper, train
+from .config import default_profile, get_config
+from .evaluate import METRICS, evaluate, find_defects_config
+
+RUNS_FILE = "runs.csv"
+EXECUTORS = ("local", "ray")
+KEY = ("dataset", "category", "variant", "profile", "overrides", "seed")
+# What makes runs differ besides their seed: the summaries average over seeds within these.
+SETTING = ("dataset", "variant", "profile", "overrides", "data", "weights", "backbone", "image_size", "epochs")
+HEADLINE = ("image_auroc", "pixel_auroc", "aupro", "spro", "logical.image_auroc", "structural.image_auroc",
+            "local.image_auroc", "global.image_auroc")  # what the Markdown summaries show
+
+# Our dataset names -> the paper's; metric keys -> the paper's metric names.
+PAPER_DATASETS = {"mvtec_ad": "MVTec", "mvtec_loco": "MVTec-LOCO", "btad": "BTAD", "mpdd": "MPDD", "visa": "VisA"}
+PAPER_METRICS = {"image_auroc": "I-AUROC", "pixel_auroc": "P-AUROC", "aupro": "P-AUPRO"}
+# Table 3's rows as variants (MVTec LOCO): row, and where its per-category values are printed.
+# Tables 21 and 3 agree that Table 21's λ_l = 0 and 0.5 columns are the local-only rows 1 and 6.
+ABLATIONS = {
+    "local_v": (1, 21, None, "λ_l = 0"),
+    "v_pgd": (2, 22, "λ_l = λ_g = 0.0", "L_pg^d"),
+    "v_pg": (3, 22, "λ_l = λ_g = 0.0", "L_pg"),
+    "v_pgd_lg": (4, 22, "λ_l = λ_g = 0.0", "L_pg^d; L_lg"),
+    "v_pg_lg": (5, 22, "λ_l = λ_g = 0.0", "L_pg; L_lg"),
+    "local_vd": (6, 21, None, "λ_l = 0.5"),
+    "vd_pgd": (7, 22, "λ_l = λ_g = 0.5", "L_pg^d"),
+    "vd_pg": (8, 22, "λ_l = λ_g = 0.5", "L_pg"),
+    "vd_pgd_lg": (9, 22, "λ_l = λ_g = 0.5", "L_pg^d; L_lg"),
+    "vd_pg_lg": (10, 22, "λ_l = λ_g = 0.5", "L_pg; L_lg"),
+}
+# Fig. 8's backbones as Table 23 names them ("Wide-ResNet100-2" is Wide-ResNet101-2: see paper.errata()).
+TABLE23_BACKBONES = {"resnet50": "ResNet50", "resnet152": "ResNet152", "wide_resnet50_2": "Wide-ResNet50-2",
+                     "wide_resnet101_2": "Wide-ResNet100-2"}
+
+
+@dataclass
+class Run:
+    """One training and evaluation: what identifies it in runs.csv, and how to build its Config."""
+
+    dataset: str
+    root: str
+    category: str
+    variant: str
+    seed: int
+    profile: str
+    overrides: dict = field(default_factory=dict)
+
+    def config(self):
+        return get_config(self.profile, self.variant, **self.overrides, seed=self.seed)
+
+    def identity(self) -> dict:
+        """The KEY columns of this run's row."""
+        return dict(zip(KEY, (self.dataset, self.category, self.variant, self.profile,
+                              _overrides_text(self.overrides), self.seed)))
+
+
+def _key(values) -> tuple[str, ...]:
+    """A run's KEY values as text, alike whether they come from a Run or from runs.csv."""
+    return tuple(str(v) for v in values)
+
+
+def _overrides_text(overrides: dict) -> str:
+    """Overrides as canonical JSON ({} for none): part of a run's identity in runs.csv."""
+    return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}, sort_keys=True)
+
+
+def data_kind(dataset: str) -> str:
+    """What the numbers were measured on, in words no reader can take for the paper's data."""
+    if dataset == "synthetic":
+        return "SYNTHETIC"
+    return "own images (folder)" if dataset == "folder" else f"{dataset} (real)"
+
+
+def run_one(run: Run) -> dict:
+    """Train on the category's normal images (Algorithm 1), evaluate on its test set: one row of runs.csv."""
+    cfg = run.config()
+    start = time.perf_counter()
+    load = lambda split: data.load(run.dataset, run.root, run.category, split,  # noqa: E731
+                                   image_size=cfg.image_size, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    train_set, validation, test = load("train"), load("validation"), load("test")
+    detector, history = train.fit(train_set, validation, cfg, progress=False)
+    trained = time.perf_counter()
+    result = evaluate(detector, test, defects_config=find_defects_config(run.root, run.category))
+    end = time.perf_counter()
+    device = str(detector.device)
+    if detector.device.type == "cuda":
+        device += f" ({torch.cuda.get_device_name(detector.device)})"
+    return {
+        **run.identity(), "data": data_kind(run.dataset), "root": run.root, "weights": detector.weights_source,
+        "backbone": cfg.backbone, "image_size": cfg.image_size, "epochs": cfg.epochs,
+        "config": json.dumps(cfg.to_dict(), sort_keys=True), "device": device, "n_train": len(train_set),
+        "n_validation": len(validation), "final_loss": history[-1]["total"], "train_s": trained - start,
+        "eval_s": end - trained, "wall_s": end - start, "ulsad_version": __version__,
+        "finished": datetime.datetime.now().isoformat(timespec="seconds"),
+        **result,
+    }
+
+
+def _run_local(runs: list[Run]):
+    """One run after another in this process; yields (run, row or the exception it raised)."""
+    for run in runs:
+        try:
+            yield run, run_one(run)
+        except Exception as e:  # one failed run must not cost the others theirs
+            yield run, e
+
+
+def _run_ray(runs: list[Run], address: str | None):
+    """Each run a Ray task (one GPU each, or one CPU without GPUs); yields results as they finish."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started and address:
+        ray.init(address=address)
+    elif started:
+        ray.init(include_dashboard=False)
+    try:
+        gpus = ray.cluster_resources().get("GPU", 0)
+        task = ray.remote(run_one).options(**({"num_gpus": 1} if gpus else {"num_cpus": 1}))
+        pending = {task.remote(run): run for run in runs}
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            run = pending.pop(ref)
+            try:
+                yield run, ray.get(ref)
+            except Exception as e:
+                yield run, e
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def reproduce(dataset: str, root, categories=None, seeds=1, variants=("full",), profile: str | None = None,
+              overrides: dict | None = None, out="results/reproduce", executor: str = "local",
+              ray_address: str | None = None, verbose: bool = True) -> pd.DataFrame:
+    """Train and evaluate every (category, variant, seed) not yet in ``out/runs.csv``, then write the summaries.
+
+    categories: default all of the dataset's; seeds: a count (seeds 0..n-1) or a list of seeds;
+    variants: names of ``ulsad.config.VARIANTS`` ("full" is ULSAD); overrides: Config fields for every
+    run, on top of the profile and the variant (not ``seed``: use ``seeds``).
+
+    Returns the rows of runs.csv of the requested runs. Raises RuntimeError at the end when
+    some runs failed, after writing every run that did not.
+    """
+    if dataset not in data.DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(data.DATASETS)}")
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
+    overrides = dict(overrides or {})
+    if "seed" in overrides:
+        raise ValueError("the seed is not an override here: pass seeds= (a count or a list)")
+    profile = profile or default_profile()
+    categories = list(categories or data.categories(dataset, root))
+    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    runs = [Run(dataset, str(root), c, v, s, profile, overrides)
+            for c, v, s in itertools.product(categories, variants, seeds)]
+    for run in runs:
+        run.config()  # a bad variant or override fails here, before hours of training
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = {_key(row) for row in load_runs(out).reindex(columns=list(KEY)).itertuples(index=False)}
+    todo = [run for run in runs if _key(run.identity().values()) not in done]
+    say = print if verbose else (lambda *a, **k: None)
+    say(f"{len(runs)} runs: {len(runs) - len(todo)} already in {out / RUNS_FILE}, {len(todo)} to do "
+        f"({executor}; {data_kind(dataset)}, profile {profile})", flush=True)
+
+    failures = []
+    results = _run_ray(todo, ray_address) if executor == "ray" else _run_local(todo)
+    for i, (run, row) in enumerate(results, 1):
+        what = f"[{i}/{len(todo)}] {run.category} {run.variant} seed {run.seed}"
+        if isinstance(row, Exception):
+            failures.append(f"{what}: {type(row).__name__}: {row}")
+            print(f"{what} FAILED: {row}", file=sys.stderr, flush=True)
+            continue
+        _append(out / RUNS_FILE, row)
+        say(f"{what}: image AUROC {row['image_auroc']:.4f} ({row['weights']} weights, {row['wall_s']:.0f} s)",
+            flush=True)
+
+    all_runs = load_runs(out)
+    for name, table in summarize(all_runs).items():
+        write_summary(table, out / f"summary_by_{name}", name)
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {len(todo)} runs failed (the others are in {out / RUNS_FILE}; "
+                           f"run again to retry): " + "; ".join(failures))
+    keys = {_key(run.identity().values()) for run in runs}
+    mine = [_key(row) in keys for row in all_runs[list(KEY)].itertuples(index=False)]
+    return all_runs[mine].reset_index(drop=True)
+
+
+def load_runs(out) -> pd.DataFrame:
+    """``out/runs.csv`` (an empty DataFrame when there is none); names stay text ("01" is a BTAD category)."""
+    path = Path(out) / RUNS_FILE
+    if not path.is_file():
+        return pd.DataFrame()
+    text = {c: str for c in ("dataset", "category", "variant", "profile", "overrides", "data", "root", "weights",
+                             "backbone", "config", "device")}
+    return pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""])
+
+
+def _append(path: Path, row: dict) -> None:
+    """Add a row to runs.csv, atomically; the columns grow when a run brings new metrics (e.g. sPRO)."""
+    runs = pd.concat([load_runs(path.parent), pd.DataFrame([row])], ignore_index=True)
+    tmp = path.with_suffix(".csv.part")
+    runs.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
+def paper_value(dataset: str, category: str | None, variant: str, metric: str):
+    """The paper's (value, std, source) for a run's counterpart, in percent, or None when it has none.
+
+    category None asks for the dataset level. std is NaN where the paper prints no ±.
+    """
+    cell = _paper_cell(PAPER_DATASETS.get(dataset), category, variant, PAPER_METRICS.get(metric))
+    if cell is None:
+        return None
+    n, row, column = cell
+    try:
+        value, std = paper.table(n).loc[row, column], paper.table(n, std=True).loc[row, column]
+    except KeyError:  # a category or setting the table does not print
+        return None
+    return None if np.isnan(value) else (float(value), float(std), f"Table {n}")
+
+
+def _paper_cell(dataset: str | None, category: str | None, variant: str, metric: str | None):
+    """(table, row, column) of the paper's value, following the module docstring."""
+    if dataset is None or metric is None:
+        return None
+    if variant == "full":
+        if category is None:
+            return (1, "ULSAD", dataset) if metric == "I-AUROC" else (2, "ULSAD", (dataset, metric))
+        return paper.PER_CATEGORY[(dataset, metric)], category, "ULSAD"
+    if dataset != "MVTec-LOCO":
+        return None
+    if variant in ABLATIONS:
+        row, n, block, column = ABLATIONS[variant]
+        if category is None:
+            return 3, row, metric
+        return n, category if block is None else (block, category), (column, metric)
+    backbone = TABLE23_BACKBONES.get(variant.removeprefix("backbone-"))
+    if variant.startswith("backbone-") and backbone and category is not None:
+        return 23, category, (backbone, metric)
+    return None
+
+
+def summarize(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Mean ± std over seeds per category and per dataset, in percent, beside the paper (module docstring)."""
+    if runs.empty:
+        return {"category": pd.DataFrame(), "dataset": pd.DataFrame()}
+    by_category, by_dataset = [], []
+    metric_columns = [c for c in runs.columns if c.split(".")[-1] in METRICS]
+    for keys, group in runs.groupby(list(SETTING), sort=False):
+        meta = dict(zip(SETTING, keys))
+        for metric in metric_columns:
+            # seeds x categories, in percent as the paper prints
+            table = group.groupby(["seed", "category"])[metric].mean().unstack("category").astype(float) * 100
+            for category in table.columns:
+                values = table[category].dropna()
+                if len(values):
+                    found = paper_value(meta["dataset"], category, meta["variant"], metric)
+                    by_category.append(_summary_row(meta, category, metric, values, found))
+            complete = table.dropna()  # the seeds that have every category, so that each mean is comparable
+            if len(complete):
+                whole = set(table.columns) == set(data.DATASETS[meta["dataset"]])
+                found = paper_value(meta["dataset"], None, meta["variant"], metric) if whole else None
+                by_dataset.append({**_summary_row(meta, "all", metric, complete.mean(axis=1), found),
+                                   "n_categories": len(table.columns)})
+    return {"category": pd.DataFrame(by_category), "dataset": pd.DataFrame(by_dataset)}
+
+
+def provenance(meta) -> str:
+    """Where a summary row's own numbers come from: data, backbone weights, profile and overrides."""
+    overrides = "" if meta["overrides"] == "{}" else f" with {meta['overrides']}"
+    return (f"ours: {meta['data']} data, {meta['backbone']} backbone with {meta['weights'].upper()} weights, "
+            f"profile {meta['profile']}{overrides}, image size {meta['image_size']}, epochs {meta['epochs']}")
+
+
+def _summary_row(meta: dict, category: str, metric: str, values: pd.Series, found) -> dict:
+    """One summary row: our mean ± std over seeds, and the paper's (value, std, source) when found."""
+    value, std, source = found or (np.nan, np.nan, "")
+    mean = values.mean()
+    return {**meta, "category": category, "metric": metric, "n_seeds": len(values), "mean": mean,
+            "std": values.std() if len(values) > 1 else np.nan, "paper": value, "paper_std": std,
+            "paper_source": source, "difference": mean - value,
+            "provenance": provenance(meta) + (f"; paper: {source}" if source else "; paper: no counterpart")}
+
+
+def write_summary(table: pd.DataFrame, stem: Path, level: str) -> None:
+    """``stem.csv`` (every metric) and ``stem.md`` (the headline metrics, under their provenance)."""
+    table.to_csv(stem.with_suffix(".csv"), index=False)
+    lines = [f"# ULSAD reproduction: summary by {level}", ""]
+    if table.empty:
+        stem.with_suffix(".md").write_text("\n".join(lines + ["No runs yet.", ""]), encoding="utf-8")
+        return
+    lines += ["> **Our runs, not the paper's tables.** Where the numbers come from:"]
+    lines += [f"> - {line}" for line in dict.fromkeys(provenance(row) for _, row in table.iterrows())]
+    lines += [">", "> Values in percent: mean ± std over n seeds. 'paper' is the paper's value for the same dataset, "
+              "category and variant (its table in 'source'); Δ = ours - paper.", ""]
+    shown = table[table["metric"].isin(HEADLINE)]
+    fmt = lambda v: "" if pd.isna(v) else f"{v:.2f}"  # noqa: E731
+    rows = [{"dataset": r.dataset, "category": r.category, "variant": r.variant,
+             "profile": r.profile + ("" if r.overrides == "{}" else f" {r.overrides}"), "weights": r.weights,
+             "metric": r.metric, "ours": fmt(r.mean) + ("" if pd.isna(r.std) else f" ± {r.std:.2f}"),
+             "n": r.n_seeds, "paper": fmt(r.paper) + ("" if pd.isna(r.paper_std) else f" ± {r.paper_std:.2f}"),
+             "Δ": fmt(r.difference), "source": r.paper_source} for r in shown.itertuples()]
+    lines += _markdown(pd.DataFrame(rows)) + [""]
+    stem.with_suffix(".md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def _markdown(table: pd.DataFrame) -> list[str]:
+    cells = lambda values: "| " + " | ".join(str(v).replace("|", "\\|") for v in values) + " |"  # noqa: E731
+    return [cells(table.columns), "|" + "---|" * len(table.columns), *(cells(r) for r in table.itertuples(index=False))]
