@@ -64,6 +64,22 @@ class Session:
         return (workdir() / "checkpoints" / self.profile / self.dataset
                 / f"{category or self.category}-{variant}-seed{self.config.seed}.ckpt")
 
+    def categories(self) -> list[str]:
+        """Every category of the data at hand; synthetic ones are generated on first use."""
+        if not self.synthetic:
+            return data.categories(self.dataset, self.root)
+        for category in data.SYNTHETIC_CATEGORIES:
+            _synthetic_root(self.profile, self.config.image_size, category)
+        return list(data.SYNTHETIC_CATEGORIES)
+
+    def results_dir(self, experiment: str) -> Path:
+        """Where an experiment's `reproduce` runs and summaries go; runs already there are reused.
+
+        The `demo` results on the synthetic benchmark are committed with the book
+        (results/synthetic-demo/), so that building it does not retrain them.
+        """
+        return workdir() / "results" / f"{self.dataset}-{self.profile}" / experiment
+
     def provenance(self, weights_source: str) -> str:
         """One line saying where a number comes from, printed beside every result."""
         what = "SYNTHETIC benchmark" if self.synthetic else f"{self.dataset} (real data)"
