@@ -1,4 +1,4 @@
-"""Speed of ULSAD on this machine: training step, inference per image, feature-cache gain.
+"""Speed of ULSAD on this machine: training step, inference per image, feature-cache gain, blur.
 
 FLOPs are counted by torch.utils.flop_counter (a multiply-add counts 2) and the
 achieved rate is compared with the machine's own rate on one large convolution,
@@ -20,7 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from ulsad import ULSAD, get_config, pick_device
+from torchvision.transforms.functional import gaussian_blur
+
+from ulsad import ULSAD, get_config, maps, pick_device
 
 
 def sync(device):
@@ -99,6 +101,12 @@ def main():
     predict = lambda: detector.predict(x)  # noqa: E731
     infer_flops, infer_time = flops(predict), median_time(predict, device, args.reps)
 
+    # The blur alone: the package's separable form against torchvision's 2-D kernel.
+    raw = torch.rand(b, s, s, device=device)
+    k, sigma = cfg.blur_kernel, cfg.blur_sigma
+    blur_2d = median_time(lambda: gaussian_blur(raw.unsqueeze(1), [k, k], [sigma, sigma]), device, args.reps)
+    blur_separable = median_time(lambda: maps.blur(raw, sigma, k), device, args.reps)
+
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
         "device": torch.cuda.get_device_name() if device.type == "cuda" else device.type,
@@ -114,6 +122,8 @@ def main():
         "inference_gflops": infer_flops / infer_time / 1e9,
         "inference_fraction_of_conv": infer_flops / infer_time / conv_rate,
         "inference_images_per_s": b / infer_time,
+        "blur_2d_ms_per_batch": blur_2d * 1e3, "blur_separable_ms_per_batch": blur_separable * 1e3,
+        "blur_speedup": blur_2d / blur_separable,
     }
     width = max(map(len, result))
     for k, v in result.items():
