@@ -58,3 +58,16 @@ def test_a_checkpoint_of_another_configuration_is_retrained(home, monkeypatch):
     monkeypatch.setattr(notebook, "fit", lambda *a, **k: calls.append(1) or train.fit(*a, **k))
     detector, history = notebook.trained_detector(changed, progress=False)
     assert calls and len(history) == 2
+
+
+def test_chapters_name_no_path_of_the_machine(home, capsys, monkeypatch):
+    """Committed outputs travel: setup prints the data folder relative to the chapter, warnings without file paths."""
+    import warnings
+
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # undone after the test
+    monkeypatch.chdir(home)
+    notebook.setup(profile="smoke")
+    warnings.warn("a warning from the package")
+    out = capsys.readouterr()
+    assert str(home) not in out.out and "UserWarning: a warning from the package" in out.err
+    assert __file__ not in out.err

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,13 +105,20 @@ def _synthetic_root(profile: str, image_size: int, category: str) -> Path:
     return root
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings in a chapter without the source file's path: the path is the reader's machine, not news."""
+    print(f"{category.__name__}: {message}", file=file or sys.stderr)
+
+
 def setup(category: str = "pegboard", profile: str | None = None, quiet: bool = False, **overrides) -> Session:
     """The first cell of every chapter.
 
     A real dataset is used when ``ULSAD_DATASET`` names one and ``ULSAD_DATA_ROOT``
     holds it (the category then comes from ``ULSAD_CATEGORY``); otherwise the
-    synthetic benchmark, made on first use.
+    synthetic benchmark, made on first use. Warnings are shown from then on without the
+    path of the file that raised them.
     """
+    warnings.showwarning = _show_warning
     profile = profile or default_profile()
     cfg = get_config(profile, **overrides)
     name, real_root = os.environ.get("ULSAD_DATASET"), os.environ.get("ULSAD_DATA_ROOT")
@@ -126,7 +135,7 @@ def setup(category: str = "pegboard", profile: str | None = None, quiet: bool = 
         print(f"ulsad {__version__} | torch {torch.__version__} | device: {session.device} | "
               f"profile: {profile} ({cfg.backbone}, {cfg.image_size} px, c*={cfg.c_star}, "
               f"{cfg.epochs} epochs)")
-        print(f"data: {name} / {category} at {root}"
+        print(f"data: {name} / {category} at {os.path.relpath(root)}"
               + (" (generated; no download needed)" if session.synthetic else ""))
         print(f"backbone weights: {cfg.weights}"
               + (" (random if none can be found)" if cfg.allow_random_weights else ""))

@@ -45,6 +45,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -216,7 +217,7 @@ def reproduce(dataset: str, root, categories=None, seeds=1, variants=("full",), 
     done = {_key(row) for row in load_runs(out).reindex(columns=list(KEY)).itertuples(index=False)}
     todo = [run for run in runs if _key(run.identity().values()) not in done]
     say = print if verbose else (lambda *a, **k: None)
-    say(f"{len(runs)} runs: {len(runs) - len(todo)} already in {out / RUNS_FILE}, {len(todo)} to do "
+    say(f"{len(runs)} runs: {len(runs) - len(todo)} already in {os.path.relpath(out / RUNS_FILE)}, {len(todo)} to do "
         f"({executor}; {data_kind(dataset)}, profile {profile})", flush=True)
 
     failures = []
