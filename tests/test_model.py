@@ -47,7 +47,7 @@ def test_feature_extractor_fuses_layer2_and_layer3_at_stride_8(smoke):
     detector = ULSAD(smoke.replace(image_size=96))
     u = detector.raw_features(torch.rand(2, 3, 96, 96))
     assert u.shape == (2, smoke.c_star, 12, 12)
-    assert detector.theta.in_channels == 128 + 256
+    assert detector.theta.in_channels == 40 + 112  # EfficientNet-Lite0's stride-8 and stride-16 stages
 
 
 def test_paper_profile_extracts_384_channels_at_32_by_32():

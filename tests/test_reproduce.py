@@ -98,6 +98,24 @@ def test_more_seeds_train_only_the_new_runs(sweep, root, tmp_path, counted_fit):
     assert len(load_runs(tmp_path / "more")) == 5
 
 
+def test_a_row_whose_name_now_means_another_configuration_is_run_again_and_kept_aside(
+        sweep, root, tmp_path, counted_fit):
+    """As when the default backbone changes: same variant, profile and overrides, another Config."""
+    _, out = sweep
+    shutil.copytree(out, tmp_path / "moved")
+    runs_csv = tmp_path / "moved" / "runs.csv"
+    table = load_runs(tmp_path / "moved")
+    old = table["variant"] == "full"
+    table.loc[old, "config"] = table.loc[old, "config"].str.replace('"efficientnet_lite0"', '"resnet18"')
+    table.to_csv(runs_csv, index=False)
+    runs = reproduce("synthetic", root, ["pegboard"], seeds=2, variants=["full", "local_vd"],
+                     out=tmp_path / "moved", **SMOKE)
+    assert sorted(counted_fit) == [0, 1] and len(runs) == 4
+    assert all('"efficientnet_lite0"' in c for c in runs["config"])
+    superseded = pd.read_csv(tmp_path / "moved" / "superseded.csv")
+    assert len(superseded) == 2 and all('"resnet18"' in c for c in superseded["config"])
+
+
 def test_a_failed_run_keeps_the_others_and_runs_again_next_time(root, tmp_path, monkeypatch):
     fit = ulsad.train.fit
 
@@ -184,7 +202,7 @@ def test_a_real_dataset_is_summarised_beside_the_paper():
     row = summary["category"].query("category == 'pushpins' and metric == 'image_auroc'").iloc[0]
     assert (row["paper"], row["paper_std"], row["paper_source"]) == (86.85, 0.94, "Table 9")
     assert row["mean"] == pytest.approx(80.5) and row["difference"] == pytest.approx(80.5 - 86.85)
-    assert "mvtec_loco (real)" in row["provenance"] and "IMAGENET" in row["provenance"]
+    assert "mvtec_loco (real)" in row["provenance"] and "ImageNet (timm) weights" in row["provenance"]
     whole = summary["dataset"].query("metric == 'image_auroc'").iloc[0]
     assert (whole["paper"], whole["paper_source"], whole["n_categories"]) == (84.1, "Table 1", 5)
     assert whole["mean"] == pytest.approx(80.5) and whole["std"] == pytest.approx(np.std([80, 81], ddof=1))

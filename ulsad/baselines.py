@@ -2,8 +2,9 @@
 
 The paper took its baselines from anomalib; so do we, through anomalib's own
 models (``anomalib.models.Patchcore`` and ``Padim``): this module only feeds
-them. It gives them the images ULSAD's θ sees (S x S, ImageNet-normalised, no
-crop) and θ's own tensors, so that a comparison differs in the method alone:
+them. It gives them the images ULSAD's θ sees (S x S, normalised as the backbone
+wants, no crop), the same stages and θ's own tensors, so that a comparison differs
+in the method alone:
 
     build(name, config)            the anomalib model, its backbone holding ULSAD's θ
     fit(model, images)             one pass over normal images, then anomalib's fit (coreset, Gaussians)
@@ -32,15 +33,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import timm
 import torch
 
-from .backbone import IMAGENET_MEAN, IMAGENET_STD, create_body
+from .backbone import LAYERS, create_body, get_backbone
 from .config import Config
 from .evaluate import Predictions, _with_scores, compute_metrics
 from .train import seed_everything, stack_images
 
 BASELINES = ("patchcore", "padim")
 PADIM_LAYERS = ("layer1", "layer2", "layer3")  # anomalib's default for PaDiM
+# PaDiM keeps a random subset of its channels. anomalib knows the subset's size for two
+# networks (100 of resnet18's 448, 550 of wide_resnet50_2's 1792); for the others we keep
+# the paper backbone's share, 550 / 1792 (54 of EfficientNet-Lite0's 24 + 40 + 112).
+PADIM_FEATURES = {"resnet18": 100, "wide_resnet50_2": 550}
+PADIM_SHARE = 550 / 1792
 # PatchCore-1%, the headline setting of PatchCore's paper. anomalib's default is 10%, but its
 # greedy coreset costs (ratio x N^2): at 10% one demo category takes minutes on two CPU cores.
 CORESET_RATIO = 0.01
@@ -86,22 +93,29 @@ def build(name: str, config: Config, coreset_ratio: float = CORESET_RATIO, backb
         from anomalib.models import Padim, Patchcore
 
     state, source = backbone or ulsad_backbone(config)
-    if name == "patchcore":
-        model = Patchcore(backbone=config.backbone, layers=list(config.layers), pre_trained=False,
-                          coreset_sampling_ratio=coreset_ratio)
+    spec = get_backbone(config.backbone)
+    if name == "patchcore":  # anomalib names the stages as timm does (blocks.2 for EfficientNet's layer2)
+        model = Patchcore(backbone=spec.timm_name, layers=[spec.stage(layer) for layer in config.layers],
+                          pre_trained=False, coreset_sampling_ratio=coreset_ratio)
     elif name == "padim":
-        model = Padim(backbone=config.backbone, layers=list(PADIM_LAYERS), pre_trained=False)
+        model = Padim(backbone=spec.timm_name, layers=[spec.stage(layer) for layer in PADIM_LAYERS],
+                      pre_trained=False, n_features=padim_features(spec))
     else:
         raise ValueError(f"unknown baseline {name!r}: expected one of {', '.join(BASELINES)}")
-    # Every layer up to layer3 is in both networks, so θ's tensors fit exactly.
+    # Both networks end at the stride-16 stage, so θ's tensors fit exactly (strict loading).
     model.model.feature_extractor.feature_extractor.load_state_dict(state)
+    model.normalize = spec.normalize
     model.weights_source = source
     return model.eval()
 
 
-def _normalize(images: torch.Tensor) -> torch.Tensor:
-    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (images - mean) / std
+def padim_features(spec) -> int:
+    """How many of PaDiM's layer1-3 channels it keeps on this backbone (anomalib's number where it has one)."""
+    if spec.name in PADIM_FEATURES:
+        return PADIM_FEATURES[spec.name]
+    body = timm.create_model(spec.timm_name, pretrained=False, features_only=True,
+                             out_indices=[LAYERS.index(layer) for layer in PADIM_LAYERS])
+    return round(sum(body.feature_info.channels()) * PADIM_SHARE)
 
 
 @torch.no_grad()
@@ -111,7 +125,7 @@ def fit(model, images: torch.Tensor, batch_size: int = 16):
     _return_large_blocks_to_os()
     model.model.train()
     for batch in images.split(batch_size):
-        model.model(_normalize(batch))
+        model.model(model.normalize(batch))
     with redirect_stderr(io.StringIO()):  # anomalib's coreset progress bar, unwanted in a chapter
         model.fit()
     return model.eval()
@@ -123,7 +137,7 @@ def predict(model, images: torch.Tensor, batch_size: int = 16) -> tuple[np.ndarr
     model.model.eval()
     scores, maps = [], []
     for batch in images.split(batch_size):
-        out = model.model(_normalize(batch))
+        out = model.model(model.normalize(batch))
         scores.append(out.pred_score.reshape(-1).float().numpy())
         maps.append(out.anomaly_map.reshape(len(batch), *batch.shape[-2:]).float().numpy())
     return np.concatenate(scores), np.concatenate(maps)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .backbone import describe_weights
 from .config import PROFILES, VARIANTS, get_config, parse_overrides
 
 
@@ -47,7 +48,7 @@ def cmd_train(args) -> None:
     detector.save(args.out, dataset=args.dataset, category=args.category)
     last = history[-1]
     print(f"final losses: L_pl {last['L_pl']:.4f}, L_pg {last['L_pg']:.4f}, L_lg {last['L_lg']:.4f}; "
-          f"backbone weights: {detector.weights_source}; saved {args.out}")
+          f"backbone weights: {describe_weights(detector.weights_source)}; saved {args.out}")
 
 
 def read_image(path: Path, size: int) -> torch.Tensor:
@@ -121,7 +122,8 @@ def cmd_evaluate(args) -> None:
                      val_fraction=cfg.val_fraction, seed=cfg.seed)
     result = evaluate(detector, test, args.batch_size, find_defects_config(args.root, args.category))
     print(f"{args.dataset}/{args.category}: {result['n_test']} test images ({result['n_anomalous']} anomalous), "
-          f"evaluated at {cfg.image_size} x {cfg.image_size} px; backbone weights: {detector.weights_source}")
+          f"evaluated at {cfg.image_size} x {cfg.image_size} px; backbone weights: "
+          f"{describe_weights(detector.weights_source)}")
     print(results_table(result).to_string(float_format=lambda v: f"{v:.4f}", na_rep="-"))
     if args.json:
         info = {"dataset": args.dataset, "category": args.category, "checkpoint": str(args.checkpoint),

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .backbone import BACKBONES, LAYERS
+
 GLOBAL_LOSSES = ("pg", "pg_direct", "none")
-BACKBONES = ("wide_resnet50_2", "wide_resnet101_2", "resnet18", "resnet50", "resnet152")
 
 
 @dataclass
@@ -27,10 +28,10 @@ class Config:
     # Feature extractor θ (Sec. 3.1)
     image_size: int = 256
     backbone: str = "wide_resnet50_2"
-    layers: tuple[str, ...] = ("layer2", "layer3")
+    layers: tuple[str, ...] = ("layer2", "layer3")  # roles: the stride-8 and stride-16 stages of any backbone
     c_star: int = 384  # channels after reduction; the paper never states it (DESIGN.md)
     weights: str = "imagenet"  # "imagenet", "random", or a path to a checkpoint file
-    allow_random_weights: bool = False  # fall back to random θ (with a warning) when no weights
+    allow_random_weights: bool = False  # ResNets: fall back to random θ (with a warning) when no weights
     # Networks ψ (Table 4) and φ (Table 5)
     frn_final_relu: bool = True  # the authors' last ReLU makes Ũ non-negative (DESIGN.md)
     ae_width: int = 64
@@ -92,8 +93,8 @@ class Config:
                 "the global encoder halves S five times)")
         if self.backbone not in BACKBONES:
             bad("backbone", f"one of {', '.join(BACKBONES)}")
-        if not self.layers:
-            bad("layers", "at least one backbone layer, e.g. ('layer2', 'layer3')")
+        if not self.layers or any(layer not in LAYERS for layer in self.layers):
+            bad("layers", f"one or more stage roles from {', '.join(LAYERS)}, e.g. ('layer2', 'layer3')")
         if self.c_star < 1:
             bad("c_star", "a positive channel count")
         if self.global_loss not in GLOBAL_LOSSES:
@@ -135,13 +136,14 @@ class Config:
 
 # The book's profiles. `demo` is what a 2-core CPU without a GPU runs in minutes;
 # `smoke` is for tests and notebook checks. Both shrink c* (and with it ψ's widths)
-# and the image, and use resnet18 whose layer2+layer3 give 384 channels.
+# and the image, and use ImageNet EfficientNet-Lite0, whose weights install with pip
+# (its stride-8 and stride-16 stages give 40 + 112 = 152 channels).
 PROFILES: dict[str, dict] = {
     "paper": {},
-    "demo": dict(image_size=128, backbone="resnet18", c_star=96, ae_width=32, epochs=30,
-                 batch_size=8, blur_sigma=2.0, blur_kernel=17, allow_random_weights=True),
-    "smoke": dict(image_size=64, backbone="resnet18", c_star=32, ae_width=16, epochs=2,
-                  batch_size=4, blur_sigma=1.0, blur_kernel=9, allow_random_weights=True),
+    "demo": dict(image_size=128, backbone="efficientnet_lite0", c_star=96, ae_width=32, epochs=30,
+                 batch_size=8, blur_sigma=2.0, blur_kernel=17),
+    "smoke": dict(image_size=64, backbone="efficientnet_lite0", c_star=32, ae_width=16, epochs=2,
+                  batch_size=4, blur_sigma=1.0, blur_kernel=9),
 }
 
 # Ablations as overrides (Table 3 rows, Table 21's λ_l sweep, Fig. 8's backbones).

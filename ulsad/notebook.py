@@ -17,13 +17,10 @@ from pathlib import Path
 import torch
 
 from . import __version__, data
+from .backbone import FeatureExtractor, describe_weights
 from .config import SYNTHETIC_SIZES, Config, default_profile, get_config
 from .detector import ULSAD
 from .train import fit, pick_device
-
-SYNTHETIC_NOTE = ("synthetic benchmark with a randomly initialised backbone: "
-                  "these numbers show the method at work, they are not the paper's")
-
 
 def workdir() -> Path:
     """$ULSAD_HOME, else the repository holding this book (found from the current folder), else ~/ulsad."""
@@ -85,7 +82,7 @@ class Session:
     def provenance(self, weights_source: str) -> str:
         """One line saying where a number comes from, printed beside every result."""
         what = "SYNTHETIC benchmark" if self.synthetic else f"{self.dataset} (real data)"
-        weights = "RANDOM backbone weights" if weights_source == "random" else f"backbone weights: {weights_source}"
+        weights = f"{describe_weights(weights_source)} backbone weights"
         line = f"{what} / {self.category}, {weights}, profile '{self.profile}'"
         if self.synthetic or weights_source == "random":
             line += " -- not comparable with the paper's numbers"
@@ -137,8 +134,8 @@ def setup(category: str = "pegboard", profile: str | None = None, quiet: bool = 
               f"{cfg.epochs} epochs)")
         print(f"data: {name} / {category} at {os.path.relpath(root)}"
               + (" (generated; no download needed)" if session.synthetic else ""))
-        print(f"backbone weights: {cfg.weights}"
-              + (" (random if none can be found)" if cfg.allow_random_weights else ""))
+        theta = FeatureExtractor(cfg.backbone, cfg.layers, cfg.c_star, cfg.weights, cfg.allow_random_weights)
+        print(f"backbone weights: {describe_weights(theta.weights_source)}")
     return session
 
 

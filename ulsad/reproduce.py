@@ -10,9 +10,12 @@
 Files in ``out``:
 
 - ``runs.csv``: one row per run, appended as each run finishes, so that an
-  interrupted sweep resumes where it stopped. A run is identified by
-  ``dataset, category, variant, profile, overrides, seed``; a row that is there
-  is never run again (delete it, or the file, to run it again). Columns:
+  interrupted sweep resumes where it stopped. A run is named by
+  ``dataset, category, variant, profile, overrides, seed``; a row of that name is
+  reused only while its ``config`` is the configuration the name resolves to now
+  (delete it, or the file, to run it again). When the name has come to mean
+  another configuration (a new default backbone, say), the row moves to
+  ``superseded.csv`` and the run is made again. Columns:
   those six; ``data`` (SYNTHETIC or the real dataset), ``root``, ``weights`` (the
   backbone's weights as ``detector.weights_source`` says: imagenet, random,
   file:NAME), ``backbone``, ``image_size``, ``epochs``, ``config`` (the full
@@ -56,10 +59,12 @@ import pandas as pd
 import torch
 
 from . import __version__, data, paper, train
+from .backbone import describe_weights
 from .config import default_profile, get_config
 from .evaluate import METRICS, evaluate, find_defects_config
 
 RUNS_FILE = "runs.csv"
+SUPERSEDED_FILE = "superseded.csv"  # rows whose name now resolves to another configuration: kept, not reused
 EXECUTORS = ("local", "ray")
 KEY = ("dataset", "category", "variant", "profile", "overrides", "seed")
 # What makes runs differ besides their seed: the summaries average over seeds within these.
@@ -120,6 +125,11 @@ def _overrides_text(overrides: dict) -> str:
     return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}, sort_keys=True)
 
 
+def _config_text(cfg) -> str:
+    """The resolved configuration as canonical JSON: a row of runs.csv is reused only for this exact one."""
+    return json.dumps(cfg.to_dict(), sort_keys=True)
+
+
 def data_kind(dataset: str) -> str:
     """What the numbers were measured on, in words no reader can take for the paper's data."""
     if dataset == "synthetic":
@@ -144,7 +154,7 @@ def run_one(run: Run) -> dict:
     return {
         **run.identity(), "data": data_kind(run.dataset), "root": run.root, "weights": detector.weights_source,
         "backbone": cfg.backbone, "image_size": cfg.image_size, "epochs": cfg.epochs,
-        "config": json.dumps(cfg.to_dict(), sort_keys=True), "device": device, "n_train": len(train_set),
+        "config": _config_text(cfg), "device": device, "n_train": len(train_set),
         "n_validation": len(validation), "final_loss": history[-1]["total"], "train_s": trained - start,
         "eval_s": end - trained, "wall_s": end - start, "ulsad_version": __version__,
         "finished": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -214,9 +224,21 @@ def reproduce(dataset: str, root, categories=None, seeds=1, variants=("full",), 
         run.config()  # a bad variant or override fails here, before hours of training
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    done = {_key(row) for row in load_runs(out).reindex(columns=list(KEY)).itertuples(index=False)}
-    todo = [run for run in runs if _key(run.identity().values()) not in done]
+    previous = load_runs(out).reindex(columns=[*KEY, "config"])
+    made = {_key(row[:-1]): row[-1] for row in previous.itertuples(index=False)}
+    todo, stale = [], []
+    for run in runs:
+        key = _key(run.identity().values())
+        if made.get(key) != _config_text(run.config()):
+            todo.append(run)
+            if key in made:
+                stale.append(key)
     say = print if verbose else (lambda *a, **k: None)
+    if stale:
+        _supersede(out, stale)
+        say(f"{len(stale)} runs in {os.path.relpath(out / RUNS_FILE)} were made with another configuration than their "
+            f"name now gives (another version's defaults, e.g. another backbone): moved to "
+            f"{SUPERSEDED_FILE} and run again", flush=True)
     say(f"{len(runs)} runs: {len(runs) - len(todo)} already in {os.path.relpath(out / RUNS_FILE)}, {len(todo)} to do "
         f"({executor}; {data_kind(dataset)}, profile {profile})", flush=True)
 
@@ -259,6 +281,20 @@ def _append(path: Path, row: dict) -> None:
     tmp = path.with_suffix(".csv.part")
     runs.to_csv(tmp, index=False)
     tmp.replace(path)
+
+
+def _supersede(out: Path, keys: list[tuple[str, ...]]) -> None:
+    """Move the rows of `keys` from runs.csv to superseded.csv (appended), so that no result is lost."""
+    runs = load_runs(out)
+    old = [_key(row) in set(keys) for row in runs[list(KEY)].itertuples(index=False)]
+    moved = runs[old]
+    kept = out / SUPERSEDED_FILE
+    if kept.is_file():
+        moved = pd.concat([pd.read_csv(kept, dtype=str, keep_default_na=False), moved.astype(str)], ignore_index=True)
+    moved.to_csv(kept.with_suffix(".csv.part"), index=False)
+    kept.with_suffix(".csv.part").replace(kept)
+    runs[[not o for o in old]].to_csv(out / (RUNS_FILE + ".part"), index=False)
+    (out / (RUNS_FILE + ".part")).replace(out / RUNS_FILE)
 
 
 def paper_value(dataset: str, category: str | None, variant: str, metric: str):
@@ -326,7 +362,7 @@ def summarize(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def provenance(meta) -> str:
     """Where a summary row's own numbers come from: data, backbone weights, profile and overrides."""
     overrides = "" if meta["overrides"] == "{}" else f" with {meta['overrides']}"
-    return (f"ours: {meta['data']} data, {meta['backbone']} backbone with {meta['weights'].upper()} weights, "
+    return (f"ours: {meta['data']} data, {meta['backbone']} backbone with {describe_weights(meta['weights'])} weights, "
             f"profile {meta['profile']}{overrides}, image size {meta['image_size']}, epochs {meta['epochs']}")
 
 
