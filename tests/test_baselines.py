@@ -1,4 +1,5 @@
 """PatchCore and PaDiM from anomalib on ULSAD's backbone, data and metrics (ulsad.baselines)."""
+import pandas as pd
 import pytest
 import torch
 
@@ -50,3 +51,16 @@ def test_padim_keeps_anomalibs_number_of_channels_or_the_paper_backbones_share()
 
     assert baselines.padim_features(get_backbone("resnet18")) == 100
     assert baselines.padim_features(get_backbone("efficientnet_lite0")) == round(176 * 550 / 1792)
+
+
+def test_cached_rows_of_another_backbone_are_kept_but_never_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("ULSAD_HOME", str(tmp_path))
+    session = notebook.setup("pegboard", profile="smoke", quiet=True)
+    path = tmp_path / "baselines.csv"
+    first = baselines.results(session, path, names=["padim"], categories=["pegboard"])
+    stale = first.assign(backbone="resnet18", weights="random", image_auroc=0.123)
+    pd.concat([stale, first.iloc[:0]]).to_csv(path, index=False)  # only the other backbone's row is cached
+    again = baselines.results(session, path, names=["padim"], categories=["pegboard"])
+    assert len(again) == 1 and again.loc[0, "backbone"] == "efficientnet_lite0"
+    assert again.loc[0, "image_auroc"] != 0.123
+    assert len(pd.read_csv(path)) == 2

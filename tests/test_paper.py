@@ -136,7 +136,7 @@ def test_inconsistencies_are_exactly_the_errata():
 
 
 def test_the_known_errata_are_found():
-    # DESIGN.md: Table 1's VisA column repeats BTAD for six methods; Table 18's means differ.
+    # docs/design.md, "Table errata": Table 1's VisA column repeats BTAD for six methods; Table 18's means differ.
     found = inconsistencies()
     t1 = paper.table(1)
     for method in ["CFLOW", "DRÆM", "FastFlow", "PaDiM", "Reverse Distillation", "DFR"]:

@@ -3,7 +3,8 @@
 θ takes an image, runs a pretrained CNN up to its stride-16 stage, resizes that
 stage to the size of the stride-8 stage and concatenates the two (1536 channels
 at S/8 for wide_resnet50_2), then averages groups of consecutive channels down
-to c* (1-D adaptive average pooling along the channel axis; docs/design.md).
+to c* (1-D adaptive average pooling along the channel axis; docs/design.md,
+"Channel reduction").
 
 The paper names the two stages `layer2` and `layer3`, after the ResNet. Every
 backbone here is described as data (:class:`Backbone`) and ULSAD's

@@ -195,22 +195,24 @@ def peak_rss(every_s: float = 0.005):
 def results(session, path, names=BASELINES, categories=None, coreset_ratio: float = CORESET_RATIO) -> pd.DataFrame:
     """One row per (baseline, category): the metrics of :func:`evaluate` and how the row was made.
 
-    Rows already in the CSV at ``path`` with the same profile and anomalib version
-    are reused; the others are computed (train split to fit, test split to score)
-    and the CSV rewritten.
+    Rows already in the CSV at ``path`` made with the same setting (profile, backbone,
+    its weights, image size, anomalib version) are reused; the others are computed
+    (train split to fit, test split to score) and added. Rows of other settings stay
+    in the file but are neither reused nor returned.
     """
     path = Path(path)
     cfg, version = session.config, anomalib_version()
-    old = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["method", "category"])
-    if len(old):
-        old = old[(old["profile"] == session.profile) & (old["anomalib"] == version)]
+    backbone = ulsad_backbone(cfg)
+    everything = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["method", "category"])
+    setting = dict(profile=session.profile, backbone=cfg.backbone, weights=backbone[1],
+                   image_size=cfg.image_size, anomalib=version)
+    old = everything[_made_with(everything, setting)]
     done = set(zip(old["method"], old["category"]))
-    rows, backbone = [], None
+    rows = []
     for category in categories or session.categories():
         for name in names:
             if (name, category) in done:
                 continue
-            backbone = backbone or ulsad_backbone(cfg)
             model = build(name, cfg, coreset_ratio, backbone)
             start = time.perf_counter()
             fit(model, stack_images(session.load("train", category)))
@@ -218,15 +220,27 @@ def results(session, path, names=BASELINES, categories=None, coreset_ratio: floa
             result = evaluate(model, session.load("test", category))
             rows.append({"method": name, "category": category, **result, "fit_s": fit_s,
                          "stored_bytes": stored_bytes(model), "data": session.dataset,
-                         "weights": model.weights_source, "profile": session.profile,
-                         "backbone": cfg.backbone, "image_size": cfg.image_size,
-                         "coreset_ratio": coreset_ratio if name == "patchcore" else None,
-                         "anomalib": version})
+                         "coreset_ratio": coreset_ratio if name == "patchcore" else None, **setting})
     if rows:
         path.parent.mkdir(parents=True, exist_ok=True)
-        pd.concat([old, pd.DataFrame(rows)], ignore_index=True).to_csv(path, index=False)
-        old = pd.read_csv(path)  # as a later call will read it back
-    return old.reset_index(drop=True)
+        pd.concat([everything, pd.DataFrame(rows)], ignore_index=True).to_csv(path, index=False)
+        everything = pd.read_csv(path)  # as a later call will read it back
+    return everything[_made_with(everything, setting)].reset_index(drop=True)
+
+
+def _made_with(table: pd.DataFrame, setting: dict) -> pd.Series:
+    """Which cached rows were made with exactly this setting (compared as text: the CSV may read 64 back as 64.0)."""
+    def text(value) -> str:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return str(value)
+        return str(int(number)) if number.is_integer() else str(number)
+
+    keep = pd.Series(True, index=table.index)
+    for column, value in setting.items():
+        keep &= table[column].map(text) == text(value) if column in table else False
+    return keep
 
 
 def normal_images(category: str, n: int, image_size: int, seed: int = 1) -> torch.Tensor:
@@ -260,13 +274,16 @@ def efficiency(session, sizes, path, category: str | None = None, repeats: int =
     fitting times of ``fit_repeats`` (wall clock); peak memory is the largest
     increase of the process's resident set during a run (:func:`peak_rss`). Everything runs on ``threads`` torch
     threads: on a shared machine, threads waiting for each other at every small
-    operation slow the methods unevenly. Rows already at ``path`` for the same
-    profile are reused.
+    operation slow the methods unevenly. Rows already at ``path`` made with the same
+    setting (profile, backbone, its weights, image size, anomalib version) are reused.
     """
     path = Path(path)
     category = category or session.category
-    old = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["method", "n_train", "profile"])
-    old = old[old["profile"] == session.profile]
+    cfg = session.config
+    everything = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["method", "n_train"])
+    setting = dict(profile=session.profile, backbone=cfg.backbone, weights=ulsad_backbone(cfg)[1],
+                   image_size=cfg.image_size, anomalib=anomalib_version())
+    old = everything[_made_with(everything, setting)]
     done = set(zip(old["method"], old["n_train"]))
     todo = [(m, n) for n in sizes for m in ("ulsad", *BASELINES) if (m, n) not in done]
     if not todo:
@@ -279,8 +296,9 @@ def efficiency(session, sizes, path, category: str | None = None, repeats: int =
     finally:
         torch.set_num_threads(previous_threads)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.concat([old, pd.DataFrame(rows)], ignore_index=True).to_csv(path, index=False)
-    return pd.read_csv(path)
+    pd.concat([everything, pd.DataFrame(rows)], ignore_index=True).to_csv(path, index=False)
+    everything = pd.read_csv(path)
+    return everything[_made_with(everything, setting)].reset_index(drop=True)
 
 
 def _measure(session, sizes, todo, category, repeats, fit_repeats, ulsad_epochs, n_query) -> list[dict]:

@@ -23,17 +23,18 @@ GLOBAL_LOSSES = ("pg", "pg_direct", "none")
 
 @dataclass
 class Config:
-    """Everything that defines a ULSAD run. Defaults are the paper's (Sec. 4.1, DESIGN.md)."""
+    """Everything that defines a ULSAD run. Defaults are the paper's (Sec. 4.1, docs/design.md)."""
 
     # Feature extractor θ (Sec. 3.1)
     image_size: int = 256
     backbone: str = "wide_resnet50_2"
     layers: tuple[str, ...] = ("layer2", "layer3")  # roles: the stride-8 and stride-16 stages of any backbone
-    c_star: int = 384  # channels after reduction; the paper never states it (DESIGN.md)
+    c_star: int = 384  # channels after reduction; the paper never states it (docs/design.md, "Channel reduction")
     weights: str = "imagenet"  # "imagenet", "random", or a path to a checkpoint file
     allow_random_weights: bool = False  # ResNets: fall back to random θ (with a warning) when no weights
     # Networks ψ (Table 4) and φ (Table 5)
-    frn_final_relu: bool = True  # the authors' last ReLU makes Ũ non-negative (DESIGN.md)
+    # the authors' last ReLU makes Ũ non-negative (docs/design.md, "Feature reconstruction network")
+    frn_final_relu: bool = True
     ae_width: int = 64
     # Losses (Eq. 1-6)
     lambda_l: float = 0.5

@@ -41,8 +41,9 @@ def normalize(m: torch.Tensor, q_alpha: float, q_beta: float) -> torch.Tensor:
     """Eq. (9), corrected: t(M) = 0.1 (M - q_α) / (q_β - q_α), so q_α -> 0 and q_β -> 0.1.
 
     The printed Eq. (9) divides only q_α by (q_β - q_α), a misplaced parenthesis
-    (DESIGN.md). The ranking, and so every AUROC, is the same for both; the
-    scale is what makes the two branches comparable before averaging.
+    (docs/design.md, "Eq. 9, corrected"). The ranking, and so every AUROC, is the
+    same for both; the scale is what makes the two branches comparable before
+    averaging.
     """
     if not q_beta > q_alpha:
         raise ValueError(f"quantile normalisation needs q_beta > q_alpha, got {q_alpha} and {q_beta}")

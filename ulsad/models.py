@@ -1,6 +1,7 @@
 """The two trainable networks of ULSAD: the FRN ψ (Table 4) and the global autoencoder φ (Table 5).
 
-Both follow the authors' implementation as DESIGN.md records it. Widths are
+Both follow the authors' implementation as docs/design.md records it ("Feature
+reconstruction network", "Global autoencoder"). Widths are
 multiples of c* (ψ) or of `width` (φ), so that small profiles shrink them.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Loaders for the five benchmarks and for a folder of your own images.
 
-Each loader reads its dataset's published layout unchanged (DESIGN.md, "The
-datasets") and turns ``(root, category, split)`` into a list of
+Each loader reads its dataset's published layout unchanged (docs/design.md,
+"Dataset layouts") and turns ``(root, category, split)`` into a list of
 :class:`Sample` records: paths, labels and mask files, nothing decoded yet.
 :class:`AnomalyDataset` decodes them on access, so listing a split is cheap and
 a damaged file is reported by name when it is first read.
