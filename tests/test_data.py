@@ -226,6 +226,19 @@ def test_folder_with_ground_truth_reads_masks_like_mvtec(tmp_path):
     assert test.has_masks and test[0]["mask"].sum() > 0
 
 
+def test_folder_of_16_bit_images_reads_as_its_8_bit_version(tmp_path):
+    # the same picture at 8 and 16 bit; Pillow's convert("RGB") used to clip the 16-bit one to white
+    picture = np.linspace(0, 255, 20 * 20).reshape(20, 20).round().astype(np.uint8)
+    for depth, values in (("eight", picture), ("sixteen", picture.astype(np.uint16) * 257)):
+        for i in range(10):
+            path = tmp_path / depth / "train/good" / f"{i:03d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(values).save(path)
+    eight, sixteen = (load("folder", tmp_path, depth, "train", image_size=SIZE)[0]["image"]
+                      for depth in ("eight", "sixteen"))
+    assert sixteen.mean() < 0.6 and (sixteen - eight).abs().max() <= 1 / 255 + 1e-6
+
+
 # --- bad input --------------------------------------------------------------
 
 def test_data_error_is_a_value_error():
@@ -294,6 +307,14 @@ def test_truncated_image_is_reported_with_its_path(tmp_path):
     test = load("mvtec_ad", tmp_path, "bottle", "test")
     with pytest.raises(DataError, match="001.png: cannot read this image"):
         test[test.paths.index(str(path))]
+
+
+def test_mask_of_another_size_than_its_image_is_an_error_not_stretched(tmp_path):
+    make_mvtec(tmp_path)
+    write_mask(tmp_path / "bottle/ground_truth/broken_large/000_mask.png", size=(40, 20))
+    test = load("mvtec_ad", tmp_path, "bottle", "test", image_size=SIZE)
+    with pytest.raises(DataError, match="000_mask.png: mask of 40x20 pixels for an image of 20x20"):
+        test[test.paths.index(str(tmp_path / "bottle/test/broken_large/000.png"))]
 
 
 def test_mask_without_its_image_is_an_error(tmp_path):

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from .errors import DataError
+from .images import IMAGE_SUFFIXES, image_tensor, open_image, read_mask
 from .synth import SYNTHETIC_CATEGORIES
 
 DATASETS: dict[str, list[str]] = {
@@ -41,7 +41,6 @@ DATASETS: dict[str, list[str]] = {
     "folder": [],  # your own images: the categories are the subfolders of the root
 }
 SPLITS = ("train", "validation", "test")
-IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)
@@ -58,9 +57,11 @@ class AnomalyDataset(Dataset):
     """Decodes samples into ``{"image", "mask", "label", "type", "path"}`` dicts.
 
     ``image`` is float32 3 x S x S in [0, 1] (bilinear, antialiased resize; gray
-    becomes RGB), ``mask`` float32 S x S of 0/1 (nearest-neighbour resize; all
-    zeros for normal images). ``paths``, ``labels``, ``types`` and ``has_masks``
-    describe the split without decoding anything. ``has_masks`` says whether
+    becomes RGB; 16-bit and float files by their real range, see
+    :mod:`ulsad.data.images`), ``mask`` float32 S x S of 0/1 (nearest-neighbour
+    resize; all zeros for normal images; a mask must have its image's size).
+    ``paths``, ``labels``, ``types`` and ``has_masks`` describe the split
+    without decoding anything. ``has_masks`` says whether
     the dataset provides ground-truth masks for its anomalous test images.
     """
 
@@ -77,31 +78,17 @@ class AnomalyDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
-        size = (self.image_size, self.image_size)
-        image = open_image(sample.path).convert("RGB").resize(size, Image.BILINEAR)
-        mask = np.zeros(size, dtype=bool)
-        for mask_path in sample.masks:
-            values = np.asarray(open_image(mask_path).resize(size, Image.NEAREST))
-            # LOCO and VisA store defect ids, MVTec stores 255: any non-zero value is anomalous
-            mask |= (values.max(axis=-1) if values.ndim == 3 else values) > 0
+        image = open_image(sample.path)
+        mask = torch.zeros(self.image_size, self.image_size, dtype=torch.bool)
+        for mask_path in sample.masks:  # LOCO has one file per defect: merged
+            mask |= read_mask(mask_path, (image.height, image.width), self.image_size)
         return {
-            "image": torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1).contiguous(),
-            "mask": torch.from_numpy(mask.astype(np.float32)),
+            "image": image_tensor(image, sample.path, self.image_size),
+            "mask": mask.float(),
             "label": sample.label,
             "type": sample.type,
             "path": str(sample.path),
         }
-
-
-def open_image(path: Path) -> Image.Image:
-    """Read an image fully, so that a damaged file fails here, with its name."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise DataError(f"{path}: cannot read this image ({error}); "
-                        f"expected an intact {'/'.join(IMAGE_SUFFIXES)} file") from error
 
 
 def load(name: str, root, category: str, split: str, image_size: int = 256,
