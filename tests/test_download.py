@@ -1,8 +1,12 @@
 """Downloads against an HTTP server on 127.0.0.1 that serves archives built here."""
 from __future__ import annotations
 
+import builtins
+import errno
 import hashlib
+import importlib
 import io
+import stat
 import tarfile
 import threading
 import zipfile
@@ -11,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from ulsad.cli import main
 from ulsad.data import DATASETS, DataError, download, load
-from ulsad.data.download import ATTEMPTS
+from ulsad.data.download import ATTEMPTS, CHUNK, GIB
 
 
 class ArchiveServer(ThreadingHTTPServer):
@@ -162,8 +167,9 @@ def test_links_that_stay_inside_the_root_are_extracted(server, tmp_path):
 
 def test_archive_without_the_expected_categories_is_an_error(server, tmp_path):
     body = tar_bytes([("readme.txt", b"not a dataset")])
-    with pytest.raises(DataError, match="did not contain the expected folders breakfast_box"):
+    with pytest.raises(DataError, match="did not contain the expected folders breakfast_box.*archive was deleted"):
         download("mvtec_loco", tmp_path, url=serve(server, "/other.tar.xz", body), sha256=sha256(body), quiet=True)
+    assert list(tmp_path.iterdir()) == []  # readme.txt was never moved in
 
 
 # --- a wrong checksum --------------------------------------------------------
@@ -184,7 +190,12 @@ def test_wrong_checksum_deletes_the_download_and_extracts_nothing(server, tmp_pa
     link("pushpins/evil", "/etc/passwd"),
     link("pushpins/evil", "../../escaped.txt", kind=tarfile.LNKTYPE),
     link("pushpins/device", "", kind=tarfile.CHRTYPE),
-], ids=["dotdot", "absolute", "symlink-out", "symlink-absolute", "hardlink-out", "device"])
+    link("pushpins/disk", "", kind=tarfile.BLKTYPE),
+    link("pushpins/pipe", "", kind=tarfile.FIFOTYPE),
+    link("pushpins/evil", "train/../../../escaped.txt"),
+    link("pushpins/evil", "pushpins/missing.png", kind=tarfile.LNKTYPE),
+], ids=["dotdot", "absolute", "symlink-out", "symlink-absolute", "hardlink-out", "device", "block-device", "fifo",
+        "symlink-dotdot-in-the-middle", "hardlink-to-nothing-before-it"])
 def test_tar_member_escaping_the_root_is_refused_and_nothing_is_extracted(server, tmp_path, member):
     root = tmp_path / "root"
     body = tar_bytes(loco_files() + [member])
@@ -203,6 +214,181 @@ def test_zip_member_escaping_the_root_is_refused(server, tmp_path):
     with pytest.raises(DataError, match="unsafe member '../escaped.txt'"):
         download("btad", tmp_path / "root", url=serve(server, "/btad.zip", body), sha256=sha256(body), quiet=True)
     assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "root/01").exists()
+
+
+@pytest.mark.parametrize("ups", [6, 7])
+def test_link_through_links_made_later_cannot_reach_outside(server, tmp_path, ups):
+    """x -> a/b/c/d/e/f/../../../../../../ stays inside the folder while a .. f do not exist, so a check
+    against the folder as it stands lets it through; once the members after it make a .. f links to '.',
+    it leads six folders up, to /."""
+    root = tmp_path / "root"
+    chain = [link("x", "a/b/c/d/e/f/" + "../" * ups)] + [link(name, ".") for name in "abcdef"]
+    body = tar_bytes(loco_files() + chain)
+    with pytest.raises(DataError, match=r"loco.tar.xz: link 'x' -> .* could point outside the target folder"):
+        download("mvtec_loco", root, url=serve(server, "/loco.tar.xz", body), sha256=sha256(body), quiet=True)
+    assert list(root.iterdir()) == []
+
+
+def test_hardlink_to_an_earlier_file_is_extracted(server, tmp_path):
+    body = tar_bytes(loco_files() + [link("pushpins/copy.png", "pushpins/train/good/000.png", kind=tarfile.LNKTYPE)])
+    download("mvtec_loco", tmp_path, url=serve(server, "/loco.tar.xz", body), sha256=sha256(body), quiet=True)
+    assert (tmp_path / "pushpins/copy.png").read_bytes() == png_bytes()
+
+
+@pytest.mark.parametrize("mode, kind", [(stat.S_IFLNK | 0o777, "symbolic link"), (stat.S_IFIFO | 0o644, "FIFO"),
+                                        (stat.S_IFCHR | 0o644, "device file")])
+def test_zip_links_and_special_files_are_refused(server, tmp_path, mode, kind):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("01/train/ok/0000.png", png_bytes())
+        info = zipfile.ZipInfo("01/evil")
+        info.external_attr = mode << 16
+        zf.writestr(info, "/etc/passwd")
+    body = buffer.getvalue()
+    with pytest.raises(DataError, match=f"btad.zip: member '01/evil' is a {kind}.*; refusing to extract"):
+        download("btad", tmp_path, url=serve(server, "/btad.zip", body), sha256=sha256(body), quiet=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- archives that expand too far ---------------------------------------------
+
+def test_archive_expanding_past_the_ratio_cap_is_refused_from_its_headers_and_can_be_allowed(server, tmp_path):
+    """A few kilobytes that expand to 32 MiB (about 1000:1) are refused before anything is written, with the
+    option that allows them; raising it lets the same archive through."""
+    body = tar_bytes([("zeros.bin", bytes(32 << 20))] + loco_files(), compression="gz")
+    url = serve(server, "/bomb.tar.gz", body)
+    with pytest.raises(DataError, match=r"bomb.tar.gz: its [\d,]+ bytes expand to more than 33,554,432 by member "
+                                        r"'zeros.bin', over 200 times.*max_ratio \(--max-ratio\); "
+                                        r"the archive was deleted"):
+        download("mvtec_loco", tmp_path, url=url, sha256=sha256(body), quiet=True)
+    assert list(tmp_path.iterdir()) == []
+    download("mvtec_loco", tmp_path, url=url, sha256=sha256(body), quiet=True, max_ratio=10_000)
+    assert (tmp_path / "zeros.bin").stat().st_size == 32 << 20
+
+
+def test_archive_expanding_past_the_size_cap_is_refused_and_says_how_to_allow_it(server, tmp_path):
+    body = tar_bytes(loco_files())
+    with pytest.raises(DataError, match=r"expands to more than [\d,]+ bytes by member .*past the limit of 1e-07 GiB; "
+                                        r"if you trust it, run again with a higher max_size_gib \(--max-size-gib\)"):
+        download("mvtec_loco", tmp_path, url=serve(server, "/loco.tar.xz", body), sha256=sha256(body), quiet=True,
+                 max_size_gib=1e-7)
+    assert list(tmp_path.iterdir()) == []
+
+
+class Endless(io.RawIOBase):
+    """A member's content that goes on far past what its header said, counting what was read of it."""
+
+    def __init__(self):
+        self.read_so_far = 0
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        buffer[:] = bytes(len(buffer))
+        self.read_so_far += len(buffer)
+        return len(buffer)
+
+
+def test_member_larger_than_its_header_says_is_stopped_while_it_is_written(server, tmp_path, monkeypatch):
+    """zipfile itself stops at the header's size; a reader that did not is simulated, and the caps still hold."""
+    body, streams = btad_zip(), []
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, info, *a, **k: streams.append(Endless()) or streams[-1])
+    with pytest.raises(DataError, match=r"expands to more than [\d,]+ bytes by member 'BTech_Dataset_transformed/01/"):
+        download("btad", tmp_path, url=serve(server, "/btad.zip", body), sha256=sha256(body), quiet=True,
+                 max_size_gib=4 * CHUNK / GIB, max_ratio=1e9)
+    assert len(streams) == 1 and streams[0].read_so_far <= 5 * CHUNK
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- archives that cannot be verified or used --------------------------------
+
+def test_url_without_a_checksum_is_refused_before_downloading_and_says_how_to_allow_it(server, tmp_path):
+    url = serve(server, "/btad.zip", btad_zip())
+    with pytest.raises(DataError, match=r"without a SHA-256.*--sha256.*allow_unverified=True \(--allow-unverified\)"):
+        download("btad", tmp_path, url=url, quiet=True)
+    assert server.ranges == [] and list(tmp_path.iterdir()) == []
+
+
+def test_unverified_archive_is_extracted_when_allowed_with_a_warning(server, tmp_path, capsys):
+    download("btad", tmp_path, url=serve(server, "/btad.zip", btad_zip()), quiet=True, allow_unverified=True)
+    assert "not verified" in capsys.readouterr().out and (tmp_path / "01").is_dir()
+
+
+def test_web_page_served_instead_of_the_archive_is_deleted_so_a_rerun_downloads_again(server, tmp_path):
+    url = serve(server, "/btad.zip", b"<!DOCTYPE html><html><body>Please log in</body></html>")
+    for requests in (1, 2):
+        with pytest.raises(DataError, match=r"btad.zip: cannot extract .*web page.*; the archive was deleted"):
+            download("btad", tmp_path, url=url, quiet=True, allow_unverified=True)
+        assert len(server.ranges) == requests and list(tmp_path.iterdir()) == []
+
+
+def test_file_system_error_while_extracting_keeps_the_verified_archive_for_the_next_run(server, tmp_path,
+                                                                                         monkeypatch):
+    def full_disk(path, mode="r", *args, **kwargs):
+        if mode == "wb" and ".extract-" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return builtins.open(path, mode, *args, **kwargs)
+
+    body = btad_zip()
+    url = serve(server, "/btad.zip", body)
+    # the module by its name: ulsad.data.download is the function
+    monkeypatch.setattr(importlib.import_module("ulsad.data.download"), "open", full_disk, raising=False)
+    with pytest.raises(DataError, match="No space left on device.*the archive is kept"):
+        download("btad", tmp_path, url=url, sha256=sha256(body), quiet=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["btad.zip"]
+    monkeypatch.undo()
+    download("btad", tmp_path, url=url, sha256=sha256(body), quiet=True)
+    assert len(server.ranges) == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["01", "02", "03"]
+
+
+def test_folder_left_by_a_killed_extraction_is_cleared_by_the_next_run(server, tmp_path):
+    (tmp_path / ".extract-killed/01").mkdir(parents=True)
+    body = btad_zip()
+    download("btad", tmp_path, url=serve(server, "/btad.zip", body), sha256=sha256(body), quiet=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["01", "02", "03"]
+
+
+# --- arguments checked before any download -----------------------------------
+
+@pytest.mark.parametrize("url", ["/data/..", "/data/", "/data/.", "ftp://127.0.0.1/btad.zip", "http://[::1/btad.zip"])
+def test_url_without_a_file_name_or_not_http_is_refused_before_downloading(server, tmp_path, url):
+    url = server.url(url) if url.startswith("/") else url
+    with pytest.raises(DataError, match=r"url '.*' \(--url\): expected an http:// or https:// address ending in "
+                                        r"the archive's file name"):
+        download("btad", tmp_path, url=url, sha256="0" * 64, quiet=True)
+    assert server.ranges == []
+
+
+def test_root_that_is_a_file_is_refused_before_downloading(server, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    for root in (tmp_path / "file", tmp_path / "file/btad"):
+        with pytest.raises(DataError, match=r"root '.*' \(--root\): .*file is a file; expected a folder"):
+            download("btad", root, url=serve(server, "/btad.zip", btad_zip()), sha256="0" * 64, quiet=True)
+    assert server.ranges == []
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"sha256": "abc"}, r"sha256 'abc' \(--sha256\): expected 64 hexadecimal digits"),
+    ({"max_size_gib": 0}, r"max_size_gib 0 \(--max-size-gib\): expected a number above 0"),
+    ({"max_ratio": float("nan")}, r"max_ratio nan \(--max-ratio\): expected a number above 0"),
+])
+def test_malformed_checksum_or_caps_are_refused_before_downloading(server, tmp_path, arguments, message):
+    with pytest.raises(DataError, match=message):
+        download("btad", tmp_path, url=serve(server, "/btad.zip", btad_zip()), **{"sha256": "0" * 64, **arguments})
+    assert server.ranges == []
+
+
+@pytest.mark.parametrize("option, value, parameter", [("--url", "/data/..", "url"), ("--root", "file", "root")])
+def test_command_line_reports_a_bad_url_or_root_in_one_line_with_status_2(server, tmp_path, capsys,
+                                                                          option, value, parameter):
+    (tmp_path / "file").write_text("not a folder")
+    arguments = {"--url": serve(server, "/btad.zip", b""), "--root": str(tmp_path / "root"), "--sha256": "0" * 64}
+    arguments[option] = server.url(value) if option == "--url" else str(tmp_path / value)
+    assert main(["download", "btad", *[x for pair in arguments.items() for x in pair]]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {parameter} ") and f"({option})" in error and error.count("\n") == 1
+    assert server.ranges == []
 
 
 # --- transfers cut short ------------------------------------------------------

@@ -53,12 +53,9 @@ def cmd_train(args) -> None:
 
 def read_image(path: Path, size: int) -> torch.Tensor:
     """An image file as a 3 x size x size tensor in [0, 1]."""
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB").resize((size, size), Image.BILINEAR)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read image {path}: {e}") from e
-    return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float() / 255
+    from .data import images
+
+    return images.read_image(path, size)
 
 
 def overlay(image: torch.Tensor, anomaly_map: torch.Tensor) -> Image.Image:
@@ -96,7 +93,9 @@ def cmd_predict(args) -> None:
 def cmd_download(args) -> None:
     from . import data
 
-    path = data.download(args.name, args.root, url=args.url, sha256=args.sha256)
+    path = data.download(args.name, args.root, url=args.url, sha256=args.sha256,
+                         allow_unverified=args.allow_unverified, max_size_gib=args.max_size_gib,
+                         max_ratio=args.max_ratio)
     print(f"{args.name} is ready in {path}")
 
 
@@ -197,6 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", type=Path, required=True, help="folder to put the dataset in")
     p.add_argument("--url", default=None, help="another address for the archive (a mirror)")
     p.add_argument("--sha256", default=None, help="the SHA-256 the archive from --url must have")
+    p.add_argument("--allow-unverified", action="store_true",
+                   help="extract the archive from --url without --sha256 (it is then not checked)")
+    from .data.download import MAX_RATIO, MAX_SIZE_GIB  # the caps' defaults live with the code that applies them
+
+    p.add_argument("--max-size-gib", type=float, default=MAX_SIZE_GIB,
+                   help="refuse an archive that expands to more GiB than this (default: %(default)g)")
+    p.add_argument("--max-ratio", type=float, default=MAX_RATIO,
+                   help="refuse an archive that expands to more than this many times its size (default: %(default)g)")
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("synth", help="write the synthetic benchmark (MVTec LOCO layout)")

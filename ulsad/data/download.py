@@ -1,13 +1,19 @@
 """Download, verify and safely extract the benchmark datasets.
 
-``download(name, root)`` fetches the dataset's archive into ``root`` as a
-``.part`` file (resuming it with an HTTP Range request when a transfer broke,
-or starting over when the server cannot resume), checks its SHA-256, extracts
-it into a temporary folder inside ``root`` while refusing any member that
-would land outside it, and only then moves the categories into place. So
-``root`` never holds a half-extracted dataset, and running it again after an
-interruption picks up where it stopped. When the categories are already there
-it does nothing.
+``download(name, root)`` first checks its arguments, then fetches the
+dataset's archive into ``root`` as a ``.part`` file (resuming it with an HTTP
+Range request when a transfer broke, or starting over when the server cannot
+resume) and checks its SHA-256; an archive without one is used only when the
+caller allows it. Before writing anything it reads every member header,
+refusing a member that would land, or a link that could point, outside
+``root``, anything but files, folders and links, and an archive that would
+expand past a size or ratio cap. It then extracts into a temporary folder
+inside ``root``, counting the bytes really written against the same caps, and
+only when the expected folders are all there moves them into place. So
+``root`` never holds a half-extracted dataset, an archive that can never be
+extracted is deleted instead of failing again on every run, and running it
+again after an interruption picks up where it stopped. When the categories
+are already there it does nothing.
 """
 from __future__ import annotations
 
@@ -15,7 +21,9 @@ import hashlib
 import http.client
 import lzma
 import os
+import re
 import shutil
+import stat
 import tarfile
 import tempfile
 import urllib.error
@@ -36,6 +44,14 @@ LICENCE = ("Creative Commons Attribution-NonCommercial-ShareAlike 4.0 (CC BY-NC-
            "credit the authors, share derivatives under the same licence")
 CHUNK = 1 << 20
 ATTEMPTS = 3  # transfers per call: the first, then resumptions (or restarts) after a break
+GIB = 1 << 30
+# The largest datasets (MVTec AD, MVTec LOCO, VisA) expand to a few GiB: the cap leaves room for a fuller
+# mirror, and still stops a decompression bomb long before it fills a disk.
+MAX_SIZE_GIB = 64.0
+# The datasets are PNG and JPEG images, which hardly compress further (their archives expand about 1:1);
+# zip and xz bombs reach 1000:1 and more.
+MAX_RATIO = 200.0
+STAGING = ".extract-"  # prefix of the temporary folder inside root that an archive is extracted into
 
 
 @dataclass(frozen=True)
@@ -77,21 +93,27 @@ SOURCES = {
 }
 
 
-def download(name: str, root, url: str | None = None, sha256: str | None = None, quiet: bool = False) -> Path:
+def download(name: str, root, url: str | None = None, sha256: str | None = None, quiet: bool = False, *,
+             allow_unverified: bool = False, max_size_gib: float = MAX_SIZE_GIB, max_ratio: float = MAX_RATIO) -> Path:
     """Make dataset ``name`` available under ``root`` (the folder :func:`ulsad.data.load` reads) and return it.
 
     ``url`` and ``sha256`` override the published archive (tests point them at
-    a local server); an overridden ``url`` without ``sha256`` is not verified.
-    ``quiet`` hides the progress bars; the licence is always printed.
+    a local server); an overridden ``url`` without ``sha256`` is refused before
+    anything is downloaded, unless ``allow_unverified`` is true. The archive may
+    expand to at most ``max_size_gib`` GiB in all, and to at most ``max_ratio``
+    times its own size. ``quiet`` hides the progress bars; the licence is always
+    printed.
     """
     if name not in SOURCES:
         hint = " (make it with: python -m ulsad synth)" if name == "synthetic" else ""
         raise DataError(f"no download for dataset {name!r}{hint}; expected one of {', '.join(SOURCES)}")
     root, source = Path(root), SOURCES[name]
+    _check_arguments(url, sha256, allow_unverified, max_size_gib, max_ratio)
     if is_present(name, root):
         if not quiet:
             print(f"{source.title} is already in {root}")
         return root
+    _check_root(root)
     if url is None:
         url, sha256 = source.url, sha256 or source.sha256
     if url is None:
@@ -101,11 +123,12 @@ def download(name: str, root, url: str | None = None, sha256: str | None = None,
     print(f"{source.title} is licensed under {LICENCE}. Source: {source.homepage}")
     root.mkdir(parents=True, exist_ok=True)
     archive = _fetch(url, root / _archive_name(url), sha256, quiet)
-    _extract(archive, root, name, quiet)
+    try:
+        _extract(archive, root, name, _Limit(archive, archive.stat().st_size, max_size_gib, max_ratio), quiet)
+    except _Rejected as error:
+        archive.unlink()
+        raise DataError(f"{error}; the archive was deleted") from error
     archive.unlink()
-    if not is_present(name, root):
-        raise DataError(f"{url}: the archive did not contain the expected folders "
-                        f"{', '.join(_expected(name))} (now looking at {root})")
     return root
 
 
@@ -118,8 +141,46 @@ def _expected(name: str) -> list[str]:
     return DATASETS[name] + (["split_csv/1cls.csv"] if name == "visa" else [])
 
 
+def _check_arguments(url: str | None, sha256: str | None, allow_unverified: bool,
+                     max_size_gib: float, max_ratio: float) -> None:
+    """Refuse arguments that would otherwise fail late (after gigabytes) or with a traceback."""
+    if url is not None:
+        _archive_name(url)
+        if sha256 is None and not allow_unverified:
+            raise DataError(f"url {url!r} (--url) comes without a SHA-256, so the download cannot be verified; "
+                            f"give it with sha256 (--sha256), or pass allow_unverified=True (--allow-unverified) "
+                            f"to extract the archive unchecked")
+    if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise DataError(f"sha256 {sha256!r} (--sha256): expected 64 hexadecimal digits")
+    for parameter, value in (("max_size_gib", max_size_gib), ("max_ratio", max_ratio)):
+        if not value > 0:  # also refuses NaN
+            raise DataError(f"{parameter} {value!r} (--{parameter.replace('_', '-')}): expected a number above 0")
+
+
+def _check_root(root: Path) -> None:
+    """``root`` must be a folder we can write in, or a path where one can be made.
+
+    Checked only when the dataset is missing: a complete dataset in a read-only folder is fine.
+    """
+    folder = next(p for p in (root, *root.parents) if p.exists())  # the first that exists: it decides
+    if not folder.is_dir():
+        raise DataError(f"root {str(root)!r} (--root): {folder} is a file; expected a folder, "
+                        f"or a path where one can be made")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataError(f"root {str(root)!r} (--root): cannot write in {folder}; expected a folder you can write in")
+
+
 def _archive_name(url: str) -> str:
-    return PurePosixPath(urlparse(url).path).name or "download"
+    """The file name that ends ``url``'s path: the archive is saved under it, so there must be one."""
+    try:
+        parsed = urlparse(url)
+    except ValueError:  # a malformed host, such as an unclosed IPv6 bracket
+        parsed = urlparse("")
+    name = parsed.path.rpartition("/")[2]
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or name in ("", ".", ".."):
+        raise DataError(f"url {url!r} (--url): expected an http:// or https:// address ending in the archive's "
+                        f"file name, such as https://example.org/data/btad.zip")
+    return name
 
 
 def _fetch(url: str, archive: Path, sha256: str | None, quiet: bool) -> Path:
@@ -170,7 +231,7 @@ def _transfer(url: str, part: Path, quiet: bool) -> bool:
 
 def _verify(path: Path, sha256: str | None, url: str) -> None:
     if sha256 is None:
-        print(f"warning: {path.name} is not verified (no SHA-256 given)")
+        print(f"warning: {path.name} is not verified (no SHA-256 given; allowed by allow_unverified)")
         return
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -182,19 +243,79 @@ def _verify(path: Path, sha256: str | None, url: str) -> None:
                         f"the file was deleted, run the download again")
 
 
-def _extract(archive: Path, root: Path, name: str, quiet: bool) -> None:
-    """Extract into a temporary folder inside ``root``, then move its top-level entries into ``root``."""
-    staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=root))
+class _Rejected(DataError):
+    """The archive can never be extracted as it is (damaged, hostile, too big, the wrong one).
+
+    :func:`download` deletes it, so that the next run fetches it afresh instead of
+    failing on the same file without downloading anything.
+    """
+
+
+@dataclass(frozen=True)
+class _Limit:
+    """How far an archive may expand: ``max_size_gib`` GiB in all, and ``max_ratio`` times its own ``size``."""
+
+    archive: Path
+    size: int
+    max_size_gib: float
+    max_ratio: float
+
+    def check(self, total: int, member: str) -> None:
+        """Refuse once the members up to ``member`` expand to ``total`` bytes, past either cap."""
+        if total > self.max_size_gib * GIB:
+            raise _Rejected(f"{self.archive}: expands to more than {total:,} bytes by member {member!r}, past the "
+                            f"limit of {self.max_size_gib:g} GiB; if you trust it, run again with a higher "
+                            f"max_size_gib (--max-size-gib)")
+        if total > self.max_ratio * self.size:
+            raise _Rejected(f"{self.archive}: its {self.size:,} bytes expand to more than {total:,} by member "
+                            f"{member!r}, over {self.max_ratio:g} times its size (a decompression bomb?); "
+                            f"if you trust it, run again with a higher max_ratio (--max-ratio)")
+
+
+@dataclass(frozen=True)
+class _Member:
+    """One archive entry, whatever the format: its path, what it is, how many bytes it holds, where it links."""
+
+    name: str
+    kind: str  # one of _KINDS, else what it is, for the message that refuses it
+    size: int
+    link: str
+    info: tarfile.TarInfo | zipfile.ZipInfo  # to read its content
+
+
+_KINDS = ("file", "folder", "symlink", "hardlink")  # what datasets need; anything else is refused
+_TAR_KINDS = {tarfile.DIRTYPE: "folder", tarfile.SYMTYPE: "symlink", tarfile.LNKTYPE: "hardlink",
+              tarfile.CHRTYPE: "device file", tarfile.BLKTYPE: "device file", tarfile.FIFOTYPE: "FIFO"}
+# zip has no link field: a Unix zip stores a link's target as its content, which headers cannot vouch for
+_ZIP_KINDS = {0: "file", stat.S_IFREG: "file", stat.S_IFDIR: "folder", stat.S_IFLNK: "symbolic link in a zip",
+              stat.S_IFCHR: "device file", stat.S_IFBLK: "device file", stat.S_IFIFO: "FIFO"}
+
+
+def _tar_member(info: tarfile.TarInfo) -> _Member:
+    kind = "file" if info.isreg() else _TAR_KINDS.get(info.type, f"special member (tar type {info.type!r})")
+    return _Member(info.name, kind, info.size if info.isreg() else 0, info.linkname, info)
+
+
+def _zip_member(info: zipfile.ZipInfo) -> _Member:
+    mode = stat.S_IFMT(info.external_attr >> 16)  # 0 when written on Windows
+    kind = "folder" if info.is_dir() else _ZIP_KINDS.get(mode, f"special member (mode {mode:o})")
+    return _Member(info.filename, kind, info.file_size, "", info)
+
+
+def _extract(archive: Path, root: Path, name: str, limit: _Limit, quiet: bool) -> None:
+    """Extract into a temporary folder inside ``root``; move its entries into ``root`` once all are there.
+
+    The folder is on the same file system as ``root``, so each move is a rename: instant, and never half done.
+    """
+    for stale in root.glob(f"{STAGING}*"):  # left by a run that was killed; a run that fails removes its own
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING, dir=root))
     try:
-        if zipfile.is_zipfile(archive):
-            _extract_zip(archive, staging, quiet)
-        else:
-            _extract_tar(archive, staging, quiet)
-        content = staging
-        entries = list(staging.iterdir())
-        # some archives wrap the categories in one folder (BTAD: BTech_Dataset_transformed/)
-        if len(entries) == 1 and entries[0].is_dir() and entries[0].name not in DATASETS[name]:
-            content = entries[0]
+        _unpack(archive, staging, limit, quiet)
+        content = _content(staging, name)
+        missing = [p for p in _expected(name) if not (content / p).exists() and not (root / p).exists()]
+        if missing:
+            raise _Rejected(f"{archive}: the archive did not contain the expected folders {', '.join(missing)}")
         for entry in content.iterdir():
             target = root / entry.name
             if not target.exists():  # an entry moved by an earlier, interrupted run is complete: keep it
@@ -203,50 +324,115 @@ def _extract(archive: Path, root: Path, name: str, quiet: bool) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _check_member(name: str, archive: Path, staging: Path) -> Path:
-    """Where member ``name`` would be written, or DataError when that is outside ``staging``."""
-    parts = PurePosixPath(name.replace("\\", "/")).parts
-    if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-        raise DataError(f"{archive}: unsafe member {name!r} (absolute path or '..'); refusing to extract")
-    target = (staging / Path(*parts)).resolve() if parts else staging.resolve()
-    if not _inside(target, staging):
-        raise DataError(f"{archive}: member {name!r} would be written outside the target folder; refusing to extract")
-    return target
+def _content(staging: Path, name: str) -> Path:
+    """The folder that holds the categories: some archives wrap them in one (BTAD: BTech_Dataset_transformed/)."""
+    entries = list(staging.iterdir())
+    if len(entries) == 1 and entries[0].is_dir() and entries[0].name not in DATASETS[name]:
+        return entries[0]
+    return staging
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    return Path(os.path.realpath(path)).is_relative_to(Path(os.path.realpath(folder)))
+def _unpack(archive: Path, staging: Path, limit: _Limit, quiet: bool) -> None:
+    """Check every member of ``archive``, then write them all into ``staging``.
 
-
-def _extract_tar(archive: Path, staging: Path, quiet: bool) -> None:
+    A failure is the archive's fault (:class:`_Rejected`: it is deleted) unless the
+    file system refused a write: then the archive is kept for the next run.
+    """
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            for member in tqdm(tar, desc=f"extracting {archive.name}", unit=" files", disable=quiet):
-                target = _check_member(member.name, archive, staging)
-                if member.isdev():
-                    raise DataError(f"{archive}: member {member.name!r} is a device file; refusing to extract")
-                if member.issym() or member.islnk():
-                    base = target.parent if member.issym() else staging
-                    if os.path.isabs(member.linkname) or not _inside(base / member.linkname, staging):
-                        raise DataError(f"{archive}: link {member.name!r} -> {member.linkname!r} points outside "
-                                        f"the target folder; refusing to extract")
-                # our checks come first; the 'data' filter adds tarfile's own (and drops odd permissions)
-                tar.extract(member, staging, filter="data")
-    except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as error:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                _write(_scan(map(_zip_member, zf.infolist()), limit, quiet), zf.open, staging, limit, quiet)
+        else:
+            with tarfile.open(archive, "r:*") as tar:
+                _write(_scan(map(_tar_member, tar), limit, quiet), tar.extractfile, staging, limit, quiet)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, lzma.LZMAError, zlib.error, NotImplementedError) as error:
         raise _damaged(archive, error) from error
+    except OSError as error:
+        if error.errno is None:  # raised by a decompressor (gzip's BadGzipFile), not by the file system
+            raise _damaged(archive, error) from error
+        raise DataError(f"{archive}: extracting it failed ({error}); the archive is kept, "
+                        f"run the download again once that is fixed") from error
 
 
-def _extract_zip(archive: Path, staging: Path, quiet: bool) -> None:
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            for info in tqdm(zf.infolist(), desc=f"extracting {archive.name}", unit=" files", disable=quiet):
-                _check_member(info.filename, archive, staging)
-                if (info.external_attr >> 16) & 0o170000 == 0o120000:  # a symlink stored by Unix zip
-                    raise DataError(f"{archive}: member {info.filename!r} is a link; refusing to extract")
-                zf.extract(info, staging)
-    except (zipfile.BadZipFile, OSError, zlib.error) as error:
-        raise _damaged(archive, error) from error
+def _damaged(archive: Path, error: Exception) -> _Rejected:
+    reason = " ".join(str(error).split())  # tarfile lists what it tried on several lines; the message is one
+    return _Rejected(f"{archive}: cannot extract ({reason}); expected a complete .tar, .tar.xz or .zip archive "
+                     f"(does the address serve a web page instead of the file?)")
 
 
-def _damaged(archive: Path, error: Exception) -> DataError:
-    return DataError(f"{archive}: cannot extract ({error}); expected a complete .tar, .tar.xz or .zip archive")
+def _scan(members, limit: _Limit, quiet: bool) -> list[_Member]:
+    """Check every member from its header before anything is written; stop at the first bad one.
+
+    So a bomb is refused before it costs any disk, and a hostile member at the end of
+    an archive leaves no trace of the members before it.
+    """
+    checked: list[_Member] = []
+    files: set[tuple[str, ...]] = set()  # regular files so far: the only things a hardlink may name
+    total = 0
+    for member in tqdm(members, desc=f"checking {limit.archive.name}", unit=" files", disable=quiet):
+        _check_member(member, limit.archive, files)
+        if member.kind == "file":
+            files.add(_parts(member.name))
+        total += member.size
+        limit.check(total, member.name)
+        checked.append(member)
+    return checked
+
+
+def _check_member(member: _Member, archive: Path, files: set[tuple[str, ...]]) -> None:
+    """Refuse a member that would be written, or a link that could point, anywhere but down into the target.
+
+    Checking each link against the folder as it stands is not enough: ``x -> a/b/../..``
+    passes while ``a`` and ``b`` do not exist, and leads elsewhere once later members make
+    them links. Names and link targets that are never absolute and never hold ``..`` only
+    ever lead down, through whatever links the archive makes in whatever order.
+    """
+    parts = _parts(member.name)
+    if parts is None or not (parts or member.kind == "folder"):
+        raise _Rejected(f"{archive}: unsafe member {member.name!r} (absolute path or '..'); refusing to extract")
+    if member.kind not in _KINDS:
+        raise _Rejected(f"{archive}: member {member.name!r} is a {member.kind}; refusing to extract")
+    if member.kind in ("symlink", "hardlink") and not _parts(member.link):
+        raise _Rejected(f"{archive}: link {member.name!r} -> {member.link!r} could point outside the target folder "
+                        f"(a link may only point down: no absolute path, no '..'); refusing to extract")
+    if member.kind == "hardlink" and _parts(member.link) not in files:
+        raise _Rejected(f"{archive}: link {member.name!r} -> {member.link!r} does not name a file earlier in the "
+                        f"archive; refusing to extract")
+
+
+def _parts(path: str) -> tuple[str, ...] | None:
+    """The names along an archive path, or None when it could lead anywhere but down.
+
+    Backslashes count as separators, as in zips written on Windows, and a first name
+    with a colon as a drive (``C:``).
+    """
+    unified = path.replace("\\", "/")
+    parts = PurePosixPath(unified).parts
+    if unified.startswith("/") or "\0" in unified or ".." in parts or (parts and ":" in parts[0]):
+        return None
+    return parts
+
+
+def _write(members: list[_Member], read, staging: Path, limit: _Limit, quiet: bool) -> None:
+    """Write checked ``members`` into ``staging``, ``read`` giving a file's content from its ``info``.
+
+    The bytes really written count against ``limit`` as they are written, so a header
+    that understates a member's size cannot get past the caps.
+    """
+    written = 0
+    for member in tqdm(members, desc=f"extracting {limit.archive.name}", unit=" files", disable=quiet):
+        target = staging.joinpath(*_parts(member.name))
+        if member.kind == "folder":
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if member.kind == "symlink":
+            target.symlink_to("/".join(_parts(member.link)))
+        elif member.kind == "hardlink":
+            os.link(staging.joinpath(*_parts(member.link)), target)
+        else:
+            with read(member.info) as source, open(target, "wb") as f:
+                while chunk := source.read(CHUNK):
+                    written += len(chunk)
+                    limit.check(written, member.name)
+                    f.write(chunk)
