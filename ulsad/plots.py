@@ -675,11 +675,12 @@ def plot_metric_heatmaps(panels: dict, vmin: float = 50, vmax: float = 100, note
     return fig
 
 
-def plot_claim_effects(effects, metrics, note: str | None = None) -> plt.Figure:
+def plot_claim_effects(effects, metrics, ours: str, note: str | None = None) -> plt.Figure:
     """The paper's ablation claims as paired differences: one row of panels per claim, one column per metric.
 
     ``effects`` has columns claim, pair (e.g. "row 4 - row 2"), metric, ours, paper (percentage points).
-    A bar above 0 means the component helped in that pair of Table 3 rows.
+    A bar above 0 means the component helped in that pair of Table 3 rows. ``ours`` labels our bars
+    (where they come from, e.g. "ours (synthetic, ImageNet efficientnet_lite0)").
     """
     claims = list(dict.fromkeys(effects["claim"]))
     fig, axes = plt.subplots(len(claims), len(metrics), figsize=(3.6 * len(metrics), 2.4 * len(claims)),
@@ -688,7 +689,7 @@ def plot_claim_effects(effects, metrics, note: str | None = None) -> plt.Figure:
         ax = axes[i][j]
         part = effects[(effects["claim"] == claim) & (effects["metric"] == metric)]
         x = np.arange(len(part))
-        ax.bar(x - 0.2, part["ours"], 0.4, label="ours (synthetic, random backbone)", color="tab:blue")
+        ax.bar(x - 0.2, part["ours"], 0.4, label=ours, color="tab:blue")
         ax.bar(x + 0.2, part["paper"], 0.4, label="paper (MVTec LOCO, Table 3)", color="tab:gray")
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xticks(x, part["pair"], fontsize=7, rotation=20)
