@@ -38,7 +38,7 @@ import torch
 
 from .backbone import LAYERS, create_body, get_backbone
 from .config import Config
-from .evaluate import Predictions, _with_scores, compute_metrics
+from .evaluate import Predictions, with_scores, compute_metrics
 from .train import seed_everything, stack_images
 
 BASELINES = ("patchcore", "padim")
@@ -151,7 +151,7 @@ def evaluate(model, test, batch_size: int = 16) -> dict:
     pred = Predictions(np.asarray(test.labels), np.asarray(test.types), masks, test.has_masks,
                        {"combined": maps}, {})
     # Scores as ULSAD takes them (Eq. 10, the map's max), for both methods alike
-    return compute_metrics(_with_scores(pred), which=("combined",))
+    return compute_metrics(with_scores(pred), which=("combined",))
 
 
 def stored_bytes(model) -> int:

@@ -95,7 +95,7 @@ def _run(dataset, batch_size: int, num_workers: int, maps_of) -> Predictions:
                        dataset.has_masks, stacked, {})
 
 
-def _with_scores(pred: Predictions) -> Predictions:
+def with_scores(pred: Predictions) -> Predictions:
     """Image scores as Eq. (10) takes them, the max of each map."""
     scores = {k: None if m is None else maps.image_score(torch.from_numpy(m)).numpy()
               for k, m in pred.maps.items()}
@@ -111,7 +111,7 @@ def predict_dataset(detector, dataset, batch_size: int | None = None) -> Predict
         out = detector.predict(images)
         return {k: out[k] for k in MAPS}
 
-    return _with_scores(_run(dataset, batch_size or cfg.batch_size, cfg.num_workers, predicted))
+    return with_scores(_run(dataset, batch_size or cfg.batch_size, cfg.num_workers, predicted))
 
 
 def compute_metrics(pred: Predictions, which=MAPS, defects: list | None = None) -> dict:
@@ -180,7 +180,7 @@ def alpha_beta_grid(detector, validation, test, alphas, betas, batch_size: int |
         q = [q for val in (val_l, val_g) if val is not None
              for q in maps.quantiles(val, alpha, beta, cfg.quantile_samples, cfg.seed)]
         combined = maps.final_maps(raw_l, raw_g, q, cfg.blur_sigma, cfg.blur_kernel)[2].cpu().numpy()
-        pred = _with_scores(replace(test_raw, maps={"combined": combined}))
+        pred = with_scores(replace(test_raw, maps={"combined": combined}))
         rows.append({"alpha": alpha, "beta": beta, **compute_metrics(pred, which=("combined",))})
     return pd.DataFrame(rows)
 
