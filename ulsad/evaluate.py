@@ -46,7 +46,7 @@ from torch.utils.data import DataLoader
 
 from . import maps, metrics
 from .data.datasets import open_image
-from .train import stack_images, validation_maps
+from .data import stack_images
 
 MAPS = ("combined", "local", "global")
 TYPES = ("logical", "structural")  # MVTec LOCO's two kinds of anomaly (and the synthetic benchmark's)
@@ -161,7 +161,7 @@ def alpha_beta_grid(detector, validation, test, alphas, betas, batch_size: int |
     """
     cfg = detector.config
     batch_size = batch_size or cfg.batch_size
-    val_l, val_g = validation_maps(detector, stack_images(validation), batch_size)
+    val_l, val_g = detector.raw_maps_of(stack_images(validation), batch_size)
 
     def raw(images):
         m_l, m_g = detector.raw_maps(images)
