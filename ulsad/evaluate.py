@@ -45,8 +45,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from . import maps, metrics
-from .data.datasets import open_image
-from .data import stack_images
+from .data import DataError, stack_images
+from .data.images import open_image
 
 MAPS = ("combined", "local", "global")
 TYPES = ("logical", "structural")  # MVTec LOCO's two kinds of anomaly (and the synthetic benchmark's)
@@ -192,10 +192,24 @@ def find_defects_config(root, category: str):
 
 
 def load_defects(dataset, defects_config) -> list[list[tuple[np.ndarray, int]]]:
-    """Per test image, its defects as ``(mask, saturation)`` at full resolution (``metrics.spro_regions``)."""
+    """Per test image, its defects as ``(mask, saturation)`` at full resolution (``metrics.spro_regions``).
+
+    The defect ids are read as they are (not binarised, unlike training masks); a mask whose
+    size differs from its image's is an error naming both, never stretched.
+    """
     config = metrics.load_defects_config(defects_config)
-    return [metrics.spro_regions([np.asarray(open_image(p)) for p in sample.masks], config)
-            for sample in dataset.samples]
+    defects = []
+    for sample in dataset.samples:
+        masks = []
+        for path in sample.masks:
+            mask = np.asarray(open_image(path))
+            expected = open_image(sample.path).size[::-1]
+            if mask.shape[:2] != expected:
+                raise DataError(f"{path}: mask of {mask.shape[1]} x {mask.shape[0]} px for the image {sample.path} "
+                                f"of {expected[1]} x {expected[0]} px; expected the image's size")
+            masks.append(mask)
+        defects.append(metrics.spro_regions(masks, config))
+    return defects
 
 
 def _spro(defects: list, amap: np.ndarray, idx) -> float:
