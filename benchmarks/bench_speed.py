@@ -22,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from torchvision.transforms.functional import gaussian_blur
 
-from ulsad import ULSAD, get_config, maps, pick_device
+from ulsad import ULSAD, get_config, losses, maps, pick_device
 
 
 def sync(device):
@@ -77,17 +77,17 @@ def main():
     params = [p for m in (detector.frn, detector.global_ae) for p in m.parameters()]
     optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     detector.train()
-    detector.mu.copy_(detector.raw_features(x).double().mean(dim=(0, 2, 3)))
-    u = detector.standardize(detector.raw_features(x))
+    detector.set_feature_statistics(detector.raw_features(x))
+    u = detector.features(x)
 
     def step(u=u):
-        terms = detector.losses(u, x)
+        terms = losses.terms(detector(x, u), cfg)
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         optimizer.step()
 
     def step_without_cache():
-        step(detector.standardize(detector.raw_features(x)))
+        step(detector.features(x))
 
     def infer():
         m_l, m_g = detector.raw_maps(x)

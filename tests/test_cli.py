@@ -1,10 +1,15 @@
-"""The command line: predict writes scores and overlays; errors are one clear line and exit 2."""
+"""The command line: predict writes scores and overlays; errors are one clear line and exit 2, found
+before any work; Ctrl-C is one line saying what was kept, and exit 130."""
 import csv
+import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
+import ulsad.reproduce
+import ulsad.train
+from ulsad import ULSAD, data
 from ulsad.cli import main
 
 from conftest import blobs
@@ -63,3 +68,134 @@ def test_every_subcommand_documents_its_options(capsys):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         assert "--out" in capsys.readouterr().out
+
+
+# -- output locations: checked before any work, so that no finished work is lost ------------------------
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Training, loading a checkpoint and reproducing fail the test: the output check must come first."""
+    def fail(*args, **kwargs):
+        raise AssertionError("work started before the output location was checked")
+
+    monkeypatch.setattr(ulsad.train, "fit", fail)
+    monkeypatch.setattr(ULSAD, "load", fail)
+    monkeypatch.setattr(ulsad.reproduce, "reproduce", fail)
+
+
+@pytest.fixture(params=["read-only folder", "under a file"])
+def unwritable(request, tmp_path):
+    """A folder nothing can be written in: a read-only one (skipped where chmod does not stop this
+    user, as root), or a path under a file, which nobody can make."""
+    if request.param == "under a file":
+        (tmp_path / "a-file").write_text("not a folder")
+        return tmp_path / "a-file" / "folder"
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    request.addfinalizer(lambda: folder.chmod(0o700))
+    if os.access(folder, os.W_OK):
+        pytest.skip("chmod does not stop this user (root) from writing")
+    return folder
+
+
+def one_error_line(capsys, *fragments) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert all(f in err for f in fragments), err
+    return err
+
+
+def train_args(root, out, *more):
+    return ["train", "--root", str(root), "--category", "pegboard", "--profile", "smoke", "--set", "weights=random",
+            "--set", "epochs=1", "--no-progress", "--out", str(out), *more]
+
+
+def test_train_refuses_a_checkpoint_path_it_could_not_write_before_training(unwritable, tmp_path, no_work, capsys):
+    out = unwritable / "det.ckpt"
+    assert main(train_args(tmp_path, out)) == 2
+    one_error_line(capsys, f"--out {out}", "cannot write in" if unwritable.exists() else "is a file")
+
+
+def test_train_refuses_an_existing_folder_as_its_checkpoint(tmp_path, no_work, capsys):
+    assert main(train_args(tmp_path, tmp_path)) == 2
+    one_error_line(capsys, f"--out {tmp_path} is a folder", "detector.ckpt")
+
+
+@pytest.mark.parametrize("command", ["predict", "reproduce"])
+def test_predict_and_reproduce_refuse_an_output_folder_they_could_not_write(
+        command, unwritable, tmp_path, no_work, capsys):
+    out = unwritable / "results"
+    args = {"predict": ["predict", "--checkpoint", str(tmp_path / "det.ckpt"), "x.png"],
+            "reproduce": ["reproduce", "--root", str(tmp_path)]}[command]
+    assert main([*args, "--out", str(out)]) == 2
+    one_error_line(capsys, f"--out {out}")
+
+
+@pytest.mark.parametrize("command", ["predict", "reproduce", "synth"])
+def test_an_existing_file_is_not_an_output_folder(command, tmp_path, no_work, capsys):
+    scores = tmp_path / "scores.csv"
+    scores.write_text("kept")
+    args = {"predict": ["predict", "--checkpoint", str(tmp_path / "det.ckpt"), "x.png", "--out", str(scores)],
+            "reproduce": ["reproduce", "--root", str(tmp_path), "--out", str(scores)],
+            "synth": ["synth", "--root", str(scores)]}[command]
+    assert main(args) == 2
+    one_error_line(capsys, f"{scores} is a file; expected a folder")
+    assert scores.read_text() == "kept"
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    """A tiny synthetic benchmark with one category."""
+    return data.synth.generate(tmp_path_factory.mktemp("synthetic"), ["pegboard"], image_size=64,
+                               n_train=4, n_val=2, n_test=3)
+
+
+def test_train_makes_the_checkpoints_folder_when_missing(synthetic, tmp_path, capsys):
+    out = tmp_path / "new" / "folder" / "det.ckpt"
+    assert main(train_args(synthetic, out)) == 0
+    assert ULSAD.load(out).config.epochs == 1 and f"saved {out}" in capsys.readouterr().out
+
+
+# -- integer options and --set: refused before any work, naming the option or field ---------------------
+
+@pytest.mark.parametrize("args,message", [
+    (["predict", "--checkpoint", "c.ckpt", "x.png", "--out", "o", "--batch-size", "0"],
+     "argument --batch-size: expected an integer >= 1, got 0"),
+    (["predict", "--checkpoint", "c.ckpt", "x.png", "--out", "o", "--batch-size", "-1"],
+     "argument --batch-size: expected an integer >= 1, got -1"),
+    (["evaluate", "--checkpoint", "c.ckpt", "--root", "r", "--category", "c", "--batch-size", "many"],
+     "argument --batch-size: expected an integer >= 1, got many"),
+    (["train", "--root", "r", "--category", "c", "--out", "o.ckpt", "--seed", "-1"],
+     "argument --seed: expected an integer from 0 to 4294967295, got -1"),
+    (["reproduce", "--root", "r", "--out", "o", "--seeds", "0"], "argument --seeds: expected an integer >= 1, got 0"),
+    (["synth", "--root", "r", "--n-test", "2"], "argument --n-test: expected an integer >= 3, got 2"),
+])
+def test_integer_options_say_what_they_expect(args, message, no_work, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("override,message", [
+    ("lambda_l=nan", "Config.lambda_l=nan: expected a finite number"),
+    ("quantile_samples=0", "Config.quantile_samples=0: expected from 1 to 2**24"),
+    ("batch_size=1", "Config.batch_size=1: expected at least 2 (BatchNorm"),
+])
+def test_overrides_that_would_fail_after_training_fail_before_it(override, message, tmp_path, no_work, capsys):
+    assert main(train_args(tmp_path, tmp_path / "det.ckpt", "--set", override)) == 2
+    one_error_line(capsys, message)
+
+
+# -- Ctrl-C --------------------------------------------------------------------------------------------------
+
+def test_ctrl_c_during_training_says_nothing_was_written_and_exits_130(synthetic, tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ulsad.train, "fit", interrupted)
+    out = tmp_path / "det.ckpt"
+    assert main(train_args(synthetic, out)) == 130
+    err = capsys.readouterr().err
+    assert err == f"interrupted: training stopped before it finished; nothing was written to {out}\n"
+    assert not out.exists()

@@ -120,6 +120,18 @@ def test_spro_uses_the_defects_config_at_full_resolution(detector, tmp_path):
     assert early["image_auroc"] == full["image_auroc"]
 
 
+def test_a_defect_mask_of_another_size_than_its_image_is_refused_naming_both(tmp_path):
+    from PIL import Image
+
+    root = data.synth.generate(tmp_path, ["pegboard"], image_size=SIZE, n_train=1, n_val=1, n_test=6)
+    write_defects_config(root / "pegboard", 1.0)
+    test = load(root, "test")
+    mask = next(p for s in test.samples for p in s.masks)
+    Image.open(mask).resize((SIZE // 2, SIZE // 2)).save(mask)
+    with pytest.raises(data.DataError, match=f"{mask.name}.*expected the image's size"):
+        load_defects(test, find_defects_config(root, "pegboard"))
+
+
 def test_alpha_beta_grid_renormalises_one_model_without_retraining(detector, root, result, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("the α/β grid must not train")

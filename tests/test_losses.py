@@ -107,3 +107,27 @@ def test_L_pg_sends_no_gradient_to_the_teacher(pair):
     losses.L_pg(z_hat, z.detach(), 0.5).backward()
     assert z_hat.grad is not None and z_hat.grad.abs().sum() > 0
     assert z.grad is None
+
+
+@pytest.mark.parametrize("name", ["pg", "pg_direct"])
+def test_each_global_loss_is_the_mean_of_its_per_position_residual(name):
+    g = torch.Generator().manual_seed(3)
+    u, u_hat = torch.randn(2, 8, 4, 4, generator=g), torch.randn(2, 8, 4, 4, generator=g)
+    residual = losses.GLOBAL_TARGETS[name].residual(u_hat, u, 0.5)
+    assert residual.shape == (2, 4, 4)
+    if name == "pg":
+        expected = losses.L_pg(losses.f(u_hat), losses.f(u), 0.5)
+    else:
+        expected = losses.L_pg_direct(u_hat, u, 0.5)
+    assert residual.mean().item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_the_terms_follow_the_configuration(smoke):
+    from ulsad.detector import ULSAD
+
+    detector = ULSAD(smoke).eval()
+    out = detector(torch.rand(2, 3, 64, 64))
+    full = losses.terms(out, smoke)
+    assert full["total"].item() == pytest.approx((full["L_pl"] + full["L_pg"] + full["L_lg"]).item(), rel=1e-6)
+    no_lg = losses.terms(out, smoke.replace(use_lg=False))
+    assert no_lg["L_lg"].item() == 0 and no_lg["L_pg"].item() == full["L_pg"].item()

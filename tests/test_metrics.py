@@ -153,6 +153,44 @@ def test_aupro_perfect_and_inverted():
     assert metrics.aupro(masks, -perfect) == 0.0
 
 
+def test_pro_curve_by_hand():
+    # The case of test_aupro_by_hand: each distinct region score gives two points (above it, at it),
+    # then the curve is cut at the limit with an interpolated point.
+    masks = np.array([[[1, 0, 0, 1],
+                       [0, 1, 0, 0]]])
+    maps = np.array([[[0.8, 0.5, 0.3, 0.6],
+                      [0.1, 0.4, 0.2, 0.0]]])
+    fpr, pro = metrics.pro_curve(masks, maps, 0.3)
+    np.testing.assert_allclose(fpr, [0, 0, 0, 0, 0, 0.2, 0.2, 0.3])
+    np.testing.assert_allclose(pro, [0, 0, 0.25, 0.25, 0.75, 0.75, 1, 1])
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("limit", [0.3, 1.0])
+def test_pro_curve_passes_every_threshold_and_is_what_aupro_integrates(seed, limit):
+    masks, maps = random_case(seed)
+    fpr, pro = metrics.pro_curve(masks, maps, limit)
+    assert fpr[0] == pro[0] == 0 and fpr[-1] == pytest.approx(limit)
+    assert (np.diff(fpr) >= 0).all() and (np.diff(pro) >= -1e-12).all()
+    assert polyline_area(fpr, pro, limit) == pytest.approx(metrics.aupro(masks, maps, limit), abs=1e-12)
+    normal, regions = ~masks, components(masks)
+    for t in set(maps.ravel().tolist()):
+        above = maps >= t
+        x = (above & normal).sum() / normal.sum()
+        y = np.mean([(above[i] & region).sum() / area for i, region, area in regions])
+        if x <= limit:
+            assert on_polyline(fpr, pro, x, y), f"threshold {t}: ({x}, {y}) is not on the curve"
+
+
+def on_polyline(xs, ys, x, y, tol=1e-12):
+    """Whether (x, y) lies on one of the segments between consecutive points (xs, ys)."""
+    for x0, y0, x1, y1 in zip(xs[:-1], ys[:-1], xs[1:], ys[1:]):
+        inside = min(x0, x1) - tol <= x <= max(x0, x1) + tol and min(y0, y1) - tol <= y <= max(y0, y1) + tol
+        if inside and abs((x1 - x0) * (y - y0) - (y1 - y0) * (x - x0)) <= tol:
+            return True
+    return False
+
+
 # ---------------------------------------------------------------- sPRO
 
 def random_defects(seed, n=3, h=7, w=9):

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from ulsad import ULSAD, get_config
+from ulsad import ULSAD, get_config, losses
 from ulsad.backbone import reduce_channels
 from ulsad.models import FRN, GlobalAutoencoder
 
@@ -59,8 +59,7 @@ def test_paper_profile_extracts_384_channels_at_32_by_32():
 def test_gradients_reach_psi_and_phi_and_never_theta(smoke):
     detector = ULSAD(smoke).train()
     x = torch.rand(3, 3, 64, 64)
-    u = detector.standardize(detector.raw_features(x))
-    detector.losses(u, x)["total"].backward()
+    losses.terms(detector(x), smoke)["total"].backward()
     assert all(p.grad is not None for p in detector.frn.parameters())
     assert all(p.grad is not None for p in detector.global_ae.parameters())
     assert all(p.grad is None and not p.requires_grad for p in detector.theta.parameters())
@@ -113,3 +112,18 @@ def test_unknown_profile_variant_or_field_are_refused(monkeypatch):
         get_config("smoke", variant="no_such")
     with pytest.raises(ValueError, match="unknown Config field"):
         get_config("smoke", epoch=3)
+
+
+def test_one_forward_pass_gives_every_tensor_the_losses_and_maps_need(smoke):
+    detector = ULSAD(smoke).eval()
+    out = detector(torch.rand(2, 3, 64, 64))
+    h = smoke.feature_size
+    assert out.u.shape == out.u_tilde1.shape == out.u_tilde2.shape == out.u_hat.shape == (2, smoke.c_star, h, h)
+    local_only = ULSAD(smoke.replace(global_loss="none", use_lg=False)).eval()
+    assert local_only(torch.rand(2, 3, 64, 64)).u_hat is None
+
+
+def test_cached_features_are_used_as_given(smoke):
+    detector = ULSAD(smoke).eval()
+    x, u = torch.rand(2, 3, 64, 64), torch.randn(2, smoke.c_star, smoke.feature_size, smoke.feature_size)
+    assert torch.equal(detector(x, u).u, u)

@@ -9,7 +9,8 @@ import pytest
 import ulsad.train
 from ulsad import data, get_config, paper
 from ulsad.cli import main
-from ulsad.reproduce import ABLATIONS, KEY, load_runs, paper_value, reproduce, summarize
+from ulsad.config import TABLE3
+from ulsad.reproduce import KEY, LABELS, config_id, load_runs, paper_value, reproduce, summarize
 
 SMOKE = dict(profile="smoke", overrides={"weights": "random", "epochs": 1}, verbose=False)
 
@@ -56,7 +57,7 @@ def test_runs_csv_has_one_row_per_run_with_its_provenance(sweep):
     assert len(runs) == len(on_disk) == 4
     assert sorted(zip(on_disk["variant"], on_disk["seed"])) == [("full", 0), ("full", 1),
                                                                 ("local_vd", 0), ("local_vd", 1)]
-    assert {*KEY, "data", "weights", "backbone", "image_size", "epochs", "config", "device", "wall_s",
+    assert {*KEY, *LABELS, "data", "weights", "backbone", "image_size", "epochs", "config", "device", "wall_s",
             "image_auroc", "pixel_auroc", "aupro", "local.image_auroc", "logical.image_auroc"} <= set(on_disk.columns)
     assert set(on_disk["data"]) == {"SYNTHETIC"} and set(on_disk["weights"]) == {"random"}
     assert set(on_disk["image_size"]) == {64} and set(on_disk["epochs"]) == {1} and set(on_disk["device"]) == {"cpu"}
@@ -107,6 +108,7 @@ def test_a_row_whose_name_now_means_another_configuration_is_run_again_and_kept_
     table = load_runs(tmp_path / "moved")
     old = table["variant"] == "full"
     table.loc[old, "config"] = table.loc[old, "config"].str.replace('"efficientnet_lite0"', '"resnet18"')
+    table.loc[old, "config_id"] = "made-before"
     table.to_csv(runs_csv, index=False)
     runs = reproduce("synthetic", root, ["pegboard"], seeds=2, variants=["full", "local_vd"],
                      out=tmp_path / "moved", **SMOKE)
@@ -114,6 +116,26 @@ def test_a_row_whose_name_now_means_another_configuration_is_run_again_and_kept_
     assert all('"efficientnet_lite0"' in c for c in runs["config"])
     superseded = pd.read_csv(tmp_path / "moved" / "superseded.csv")
     assert len(superseded) == 2 and all('"resnet18"' in c for c in superseded["config"])
+
+
+def test_a_run_is_its_configuration_and_each_name_of_it_gets_its_row(sweep, root, tmp_path, no_fit):
+    """`full` and `vd_pg_lg` are both ULSAD: asking for both trains nothing more, and each name gets the row."""
+    _, out = sweep
+    shutil.copytree(out, tmp_path / "names")
+    runs = reproduce("synthetic", root, ["pegboard"], seeds=2, variants=["full", "vd_pg_lg"],
+                     out=tmp_path / "names", **SMOKE)
+    assert len(load_runs(tmp_path / "names")) == 4  # nothing added
+    assert sorted(runs["variant"]) == ["full", "full", "vd_pg_lg", "vd_pg_lg"]
+    full, same = (runs[runs["variant"] == v].sort_values("seed") for v in ("full", "vd_pg_lg"))
+    assert list(full["config_id"]) == list(same["config_id"])
+    assert list(full["image_auroc"]) == list(same["image_auroc"])
+
+
+def test_the_configuration_id_ignores_where_a_run_runs_but_not_what_it_computes():
+    cfg = get_config("smoke")
+    assert config_id(cfg) == config_id(cfg.replace(device="cpu", num_workers=2))
+    assert config_id(cfg) != config_id(cfg.replace(seed=1))
+    assert config_id(cfg) != config_id(cfg.replace(backbone="efficientnet_lite1"))
 
 
 def test_a_failed_run_keeps_the_others_and_runs_again_next_time(root, tmp_path, monkeypatch):
@@ -169,6 +191,8 @@ def test_the_paper_value_of_each_kind_of_run():
     assert paper_value("mvtec_loco", "breakfast_box", "v_pgd", "image_auroc")[::2] == (77.29, "Table 22")
     assert paper_value("mvtec_loco", "pushpins", "local_v", "image_auroc")[::2] == (72.4, "Table 21")
     assert paper_value("mvtec_loco", "juice_bottle", "backbone-resnet50", "aupro")[::2] == (89.38, "Table 23")
+    assert paper_value("mvtec_loco", "breakfast_box", "lambda_l-0.01", "image_auroc")[::2] == (79.2, "Table 21")
+    assert paper_value("mvtec_loco", "breakfast_box", "lambda_l-1.0", "aupro")[::2] == (65.36, "Table 21")
     assert paper_value("mvtec_ad", "bottle", "v_pgd", "image_auroc") is None  # Table 3 is LOCO only
     assert paper_value("synthetic", "pegboard", "full", "image_auroc") is None
     assert paper_value("mvtec_loco", "pushpins", "full", "spro") is None  # the paper reports no sPRO
@@ -177,8 +201,10 @@ def test_the_paper_value_of_each_kind_of_run():
 
 def test_each_table3_variant_is_the_configuration_of_its_row():
     rows = paper.table(3)
-    for variant, (row, *_) in ABLATIONS.items():
-        cfg, printed = get_config("paper", variant), rows.loc[row]
+    assert [v.table3_row for v in TABLE3] == list(range(1, 11))
+    for row in TABLE3:
+        variant = row.name
+        cfg, printed = get_config("paper", variant), rows.loc[row.table3_row]
         assert cfg.lambda_l == printed["λ_l"], variant
         if cfg.has_global_branch:
             assert cfg.lambda_g == printed["λ_g"], variant
@@ -212,3 +238,53 @@ def test_the_dataset_level_is_compared_only_when_every_category_ran():
     summary = summarize(loco_runs(["pushpins", "screw_bag"]))
     assert summary["category"]["paper"].notna().all()
     assert summary["dataset"]["paper"].isna().all() and set(summary["dataset"]["n_categories"]) == {2}
+
+
+# -- a damaged runs.csv, and Ctrl-C: one line saying what is kept and how to go on -----------------------
+
+@pytest.mark.parametrize("cut", ["inside the quoted config", "after a comma", "three characters short"])
+def test_a_torn_runs_csv_is_named_with_how_to_keep_its_complete_runs(sweep, root, tmp_path, no_fit, cut):
+    _, out = sweep
+    shutil.copytree(out, tmp_path / "torn")
+    runs_csv = tmp_path / "torn" / "runs.csv"
+    text = runs_csv.read_text()
+    line5 = text.rstrip("\n").rindex("\n") + 1  # the header, then four runs
+    end = {"inside the quoted config": text.index('"{', line5) + 20, "after a comma": text.index(",", line5) + 1,
+           "three characters short": len(text) - 3}[cut]
+    runs_csv.write_text(text[:end])
+    with pytest.raises(ValueError) as e:
+        reproduce("synthetic", root, ["pegboard"], seeds=2, variants=["full", "local_vd"],
+                  out=tmp_path / "torn", **SMOKE)
+    assert str(e.value) == (f"{runs_csv} is damaged from line 5 on (a row cut short, e.g. by a full disk or an "
+                            f"interrupted copy): lines 2-4 are complete runs: delete line 5 and after to keep them, "
+                            f"or move the file away to start again")
+    runs_csv.write_text("".join(text.splitlines(keepends=True)[:4]))  # as the message says
+    assert len(load_runs(tmp_path / "torn")) == 3
+
+
+def test_a_runs_csv_torn_in_its_header_says_to_move_it_away(tmp_path):
+    (tmp_path / "runs.csv").write_text('dataset,category,"conf')
+    with pytest.raises(ValueError, match=r"runs.csv is damaged from line 1 on .*: move the file away to start again$"):
+        load_runs(tmp_path)
+
+
+def test_ctrl_c_during_reproduce_keeps_the_finished_runs_says_so_and_exits_130(root, tmp_path, monkeypatch, capsys):
+    from ulsad.reproduce import run_one
+
+    started = []
+
+    def interrupted_after_the_first(run):
+        if started:
+            raise KeyboardInterrupt
+        started.append(run)
+        return run_one(run)
+
+    monkeypatch.setattr("ulsad.reproduce.run_one", interrupted_after_the_first)
+    args = ["reproduce", "--dataset", "synthetic", "--root", str(root), "--categories", "pegboard", "--seeds", "2",
+            "--profile", "smoke", "--set", "weights=random", "--set", "epochs=1", "--out", str(tmp_path)]
+    assert main(args) == 130
+    assert capsys.readouterr().err == (f"interrupted: 1 of the 2 runs to do finished and are in "
+                                       f"{tmp_path / 'runs.csv'}; rerun the same command to resume\n")
+    assert load_runs(tmp_path)["seed"].tolist() == [0]
+    monkeypatch.setattr("ulsad.reproduce.run_one", run_one)
+    assert main(args) == 0 and sorted(load_runs(tmp_path)["seed"]) == [0, 1]

@@ -6,7 +6,7 @@ import torch
 from ulsad import ULSAD, fit
 from ulsad import detector as detector_module
 from ulsad import maps
-from ulsad.train import calibrate, feature_cache, validation_maps
+from ulsad.train import theta_features
 
 from conftest import blobs
 
@@ -43,7 +43,8 @@ def test_features_are_computed_once_per_fit(smoke, monkeypatch):
 
 def test_training_features_are_standardised_per_channel(smoke):
     detector = ULSAD(smoke)
-    u = feature_cache(detector, blobs(8), batch_size=4)
+    detector.set_feature_statistics(theta_features(detector, blobs(8), batch_size=4))
+    u = detector.features(blobs(8))
     assert torch.allclose(u.mean(dim=(0, 2, 3)), torch.zeros(smoke.c_star), atol=1e-4)
     assert torch.allclose(u.std(dim=(0, 2, 3), correction=0), torch.ones(smoke.c_star), atol=1e-3)
     assert detector.mu.dtype == torch.float64
@@ -64,7 +65,7 @@ def test_quantiles_subsample_beyond_the_limit():
 def test_calibration_puts_the_validation_maps_quantiles_on_0_and_0_1(trained):
     detector, _ = trained
     val = blobs(6, seed=1)
-    m_l, m_g = validation_maps(detector, val, batch_size=4)
+    m_l, m_g = detector.raw_maps_of(val, batch_size=4)
     q = detector.q.tolist()
     assert torch.quantile(maps.normalize(m_l, q[0], q[1]).flatten(), 0.9).item() == pytest.approx(0, abs=1e-5)
     assert torch.quantile(maps.normalize(m_g, q[2], q[3]).flatten(), 0.995).item() == pytest.approx(0.1, abs=1e-5)
@@ -121,9 +122,9 @@ def test_fit_needs_two_images(smoke):
 def test_calibrate_at_other_quantiles_without_retraining(trained):
     detector, _ = trained
     q_before = detector.q.clone()
-    calibrate(detector, blobs(6, seed=1), alpha=0.5, beta=0.99)
+    detector.calibrate(blobs(6, seed=1), alpha=0.5, beta=0.99)
     assert not torch.equal(detector.q, q_before)
-    calibrate(detector, blobs(6, seed=1))
+    detector.calibrate(blobs(6, seed=1))
     assert torch.allclose(detector.q, q_before)
 
 

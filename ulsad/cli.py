@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from pathlib import Path
 
@@ -14,13 +15,48 @@ from .backbone import describe_weights
 from .config import PROFILES, VARIANTS, get_config, parse_overrides
 
 
+def integer(minimum: int, maximum: int | None = None):
+    """An argparse type for a count or seed: 0 or -1 would otherwise fail deep inside, or do nothing and exit 0."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+            raise argparse.ArgumentTypeError(f"expected an integer {bound}, got {text}")
+        return value
+
+    return parse
+
+
+def check_output(option: str, path: Path, kind: str) -> None:
+    """Refuse an output location the command could not write, before the work whose result would be lost.
+
+    kind "file": a file to write (or replace), whose folder exists or can be made;
+    "folder": a folder to write files in, which exists or can be made. The first
+    part of the path that exists decides: it must be a folder this user can write in.
+    """
+    if kind == "file" and path.is_dir():
+        raise ValueError(f"{option} {path} is a folder; expected the path of the file to write, "
+                         f"e.g. {path / 'detector.ckpt'}")
+    if kind == "folder" and path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path} is a file; expected a folder (made if missing)")
+    folder = path if kind == "folder" else path.parent
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"{option} {path}: {existing} is a file, so no folder can be made there")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path}: cannot write in {existing} (no permission or a read-only file system)")
+
+
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", choices=list(PROFILES), default=None,
                    help="settings profile (default: $ULSAD_PROFILE, else paper with CUDA, demo without)")
     p.add_argument("--variant", choices=list(VARIANTS), default=None, metavar="VARIANT",
                    help="an ablation of Table 3/21 or Fig. 8 (default: full ULSAD): "
                         + ", ".join(VARIANTS))
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: the profile's, 0)")
+    p.add_argument("--seed", type=integer(0, 2**32 - 1), default=None, help="random seed (default: the profile's, 0)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                    help="override any Config field, e.g. --set epochs=10 --set lambda_l=0; repeatable")
 
@@ -44,7 +80,10 @@ def cmd_train(args) -> None:
     print(f"training ULSAD on {args.dataset}/{args.category}: {len(train)} train, "
           f"{len(validation)} validation images; profile {args.profile or 'default'}, "
           f"{cfg.backbone} at {cfg.image_size} px, {cfg.epochs} epochs")
-    detector, history = fit(train, validation, cfg, progress=not args.no_progress)
+    try:
+        detector, history = fit(train, validation, cfg, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"training stopped before it finished; nothing was written to {args.out}") from None
     detector.save(args.out, dataset=args.dataset, category=args.category)
     last = history[-1]
     print(f"final losses: L_pl {last['L_pl']:.4f}, L_pg {last['L_pg']:.4f}, L_lg {last['L_lg']:.4f}; "
@@ -151,15 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p)
     p.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, output=("out", "file"))
 
     p = sub.add_parser("predict", help="score images with a trained detector")
     p.add_argument("--checkpoint", type=Path, required=True, help="a file written by train")
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--out", type=Path, required=True,
                    help="folder for scores.csv and one overlay PNG per image")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.set_defaults(func=cmd_predict)
+    p.add_argument("--batch-size", type=integer(1), default=8)
+    p.set_defaults(func=cmd_predict, output=("out", "folder"))
 
     p = sub.add_parser("evaluate", help="the paper's metrics of a trained detector on a test set")
     p.add_argument("--checkpoint", type=Path, required=True, help="a file written by train")
@@ -167,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mvtec_ad, mvtec_loco, btad, mpdd, visa, folder or synthetic")
     p.add_argument("--root", type=Path, required=True, help="the dataset's root folder")
     p.add_argument("--category", required=True, help="category (subfolder) to evaluate on")
-    p.add_argument("--batch-size", type=int, default=None, help="default: the checkpoint's")
+    p.add_argument("--batch-size", type=integer(1), default=None, help="default: the checkpoint's")
     p.add_argument("--json", action="store_true",
                    help="also print the metrics as one JSON object, the last line (keys: ulsad.evaluate)")
     p.set_defaults(func=cmd_evaluate)
@@ -177,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mvtec_ad, mvtec_loco, btad, mpdd, visa, folder or synthetic")
     p.add_argument("--root", type=Path, required=True, help="the dataset's root folder")
     p.add_argument("--categories", nargs="+", default=None, help="default: every category of the dataset")
-    p.add_argument("--seeds", type=int, default=1, help="number of seeds, 0 .. N-1 (the paper: 5)")
+    p.add_argument("--seeds", type=integer(1), default=1, help="number of seeds, 0 .. N-1 (the paper: 5)")
     p.add_argument("--variant", dest="variants", nargs="+", choices=list(VARIANTS), default=["full"],
                    metavar="VARIANT", help="one or more of: " + ", ".join(VARIANTS) + " (default: full)")
     p.add_argument("--profile", choices=list(PROFILES), default=None,
@@ -189,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local: one run after another; ray: in parallel on a Ray cluster, one GPU per run")
     p.add_argument("--ray-address", default=None, help="a Ray cluster to join (default: start a local one)")
-    p.set_defaults(func=cmd_reproduce)
+    p.set_defaults(func=cmd_reproduce, output=("out", "folder"))
 
     p = sub.add_parser("download", help="download and verify one of the five benchmarks")
     p.add_argument("name", help="mvtec_ad, mvtec_loco, btad, mpdd (manual) or visa")
@@ -206,23 +245,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse an archive that expands to more than this many times its size (default: %(default)g)")
     p.set_defaults(func=cmd_download)
 
+    from .data.synth import MIN_IMAGE_SIZE
+
     p = sub.add_parser("synth", help="write the synthetic benchmark (MVTec LOCO layout)")
     p.add_argument("--root", type=Path, required=True, help="folder to write the categories to")
     p.add_argument("--categories", nargs="+", default=None, help="default: all five")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--image-size", type=int, default=256)
-    p.add_argument("--n-train", type=int, default=200)
-    p.add_argument("--n-val", type=int, default=50)
-    p.add_argument("--n-test", type=int, default=150)
-    p.set_defaults(func=cmd_synth)
+    p.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
+    p.add_argument("--image-size", type=integer(MIN_IMAGE_SIZE), default=256)
+    p.add_argument("--n-train", type=integer(1), default=200)
+    p.add_argument("--n-val", type=integer(1), default=50)
+    p.add_argument("--n-test", type=integer(3), default=150, help="a third each good, logical, structural")
+    p.set_defaults(func=cmd_synth, output=("root", "folder"))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; an error is one line and exit status 2, Ctrl-C one line saying what was kept and 130.
+
+    Every command that writes is declared with its `output` (option, kind), checked before it starts.
+    (download checks its own --root, and only when there is something to write.)
+    """
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "output", None):
+            name, kind = args.output
+            check_output(f"--{name}", getattr(args, name), kind)
         args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, OSError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:
+        print(f"interrupted: {str(e) or 'stopped before the command finished'}", file=sys.stderr)
+        return 130
     return 0

@@ -11,6 +11,8 @@ code change.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
 from dataclasses import dataclass, field
 
@@ -19,6 +21,51 @@ import torch
 from .backbone import BACKBONES, LAYERS
 
 GLOBAL_LOSSES = ("pg", "pg_direct", "none")
+# The roles θ may read U from: layer2 (stride 8) sets U's size S/8, so no finer stage may be among them.
+FEATURE_LAYERS = LAYERS[LAYERS.index("layer2"):]
+TUPLE_ELEMENTS = {"layers": str, "lr_milestones": int}  # the element type of each tuple field
+_KIND_WORDS = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+
+
+def _field_kind(name: str, default) -> type:
+    """The type a field's values have: its default's, and float for the optional λ_a."""
+    return float if name == "lambda_a" else type(default)
+
+
+def _has_kind(value, kind: type) -> bool:
+    """isinstance for field values: a bool is no number, any finite real is a float (NaN and inf are not)."""
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, numbers.Integral)
+    if kind is float:
+        return isinstance(value, numbers.Real) and math.isfinite(value)
+    return isinstance(value, kind)
+
+
+def _check_type(name: str, value, default) -> None:
+    """A field must hold its default's type, so that NaN or a string (from --set or an edited checkpoint)
+    cannot slip past the range checks, where every comparison with NaN is False."""
+    kind = _field_kind(name, default)
+    if name == "lambda_a" and value is None:
+        return
+    if kind is tuple:
+        element = TUPLE_ELEMENTS[name]
+        ok = isinstance(value, tuple) and all(_has_kind(v, element) for v in value)
+        expected = f"a list of {'names' if element is str else 'integers'}"
+    else:
+        ok, expected = _has_kind(value, kind), _KIND_WORDS[kind]
+    if not ok:
+        raise ValueError(f"Config.{name}={value!r}: expected {expected}")
+
+
+def _is_device(text: str) -> bool:
+    """Whether torch can parse `text` as a device: a typo then fails here, not when training starts."""
+    try:
+        torch.device(text)
+    except (RuntimeError, TypeError):
+        return False
+    return True
 
 
 @dataclass
@@ -86,35 +133,44 @@ class Config:
         return self.global_loss != "none" or self.use_lg
 
     def validate(self) -> None:
-        def bad(name, expected):
-            raise ValueError(f"Config.{name}={getattr(self, name)!r}: expected {expected}")
+        """Refuse every value that would fail later (after hours of training, or mid-predict) or give NaN.
 
-        if self.image_size < 64 or self.image_size % 32:
-            bad("image_size", "a multiple of 32 and at least 64 (the FRN halves S/8 twice, "
-                "the global encoder halves S five times)")
-        if self.backbone not in BACKBONES:
-            bad("backbone", f"one of {', '.join(BACKBONES)}")
-        if not self.layers or any(layer not in LAYERS for layer in self.layers):
-            bad("layers", f"one or more stage roles from {', '.join(LAYERS)}, e.g. ('layer2', 'layer3')")
-        if self.c_star < 1:
-            bad("c_star", "a positive channel count")
-        if self.global_loss not in GLOBAL_LOSSES:
-            bad("global_loss", f"one of {', '.join(GLOBAL_LOSSES)}")
+        Each error names the field and what it expects.
+        """
+        for f in dataclasses.fields(self):
+            _check_type(f.name, getattr(self, f.name), f.default)
+
+        def expect(name, ok, expected):
+            if not ok:
+                raise ValueError(f"Config.{name}={getattr(self, name)!r}: expected {expected}")
+
+        expect("image_size", self.image_size >= 64 and self.image_size % 32 == 0,
+               "a multiple of 32 and at least 64 (the FRN halves S/8 twice, the global encoder halves S five times)")
+        expect("backbone", self.backbone in BACKBONES, f"one of {', '.join(BACKBONES)}")
+        expect("layers", bool(self.layers) and set(self.layers) <= set(FEATURE_LAYERS) and "layer2" in self.layers,
+               f"stage roles from {', '.join(FEATURE_LAYERS)} including layer2, e.g. ('layer2', 'layer3'): "
+               "U is read at the stride-8 stage's S/8 x S/8, the size ψ and φ are built for")
+        expect("c_star", self.c_star >= 1, "a positive channel count")
+        expect("ae_width", self.ae_width >= 2, "at least 2 (φ's first layers have ae_width / 2 channels)")
         for name in ("lambda_l", "lambda_g", "w_pl", "w_pg", "w_lg", "weight_decay"):
-            if getattr(self, name) < 0:
-                bad(name, "a value >= 0")
-        if self.lambda_a is not None and self.lambda_a < 0:
-            bad("lambda_a", "None or a value >= 0")
-        if not 0 <= self.alpha < self.beta <= 1:
-            bad("alpha", f"0 <= alpha < beta <= 1 (beta={self.beta})")
-        if self.epochs < 1:
-            bad("epochs", "at least 1")
-        if self.batch_size < 1:
-            bad("batch_size", "at least 1")
-        if self.blur_kernel < 1 or self.blur_kernel % 2 == 0:
-            bad("blur_kernel", "a positive odd kernel size")
-        if not 0 < self.val_fraction < 1:
-            bad("val_fraction", "a fraction between 0 and 1")
+            expect(name, getattr(self, name) >= 0, "a finite value >= 0")
+        expect("lambda_a", self.lambda_a is None or self.lambda_a >= 0, "None or a finite value >= 0")
+        expect("global_loss", self.global_loss in GLOBAL_LOSSES, f"one of {', '.join(GLOBAL_LOSSES)}")
+        expect("epochs", self.epochs >= 1, "at least 1")
+        expect("batch_size", self.batch_size >= 2, "at least 2 (BatchNorm needs 2 images in a training batch)")
+        expect("lr", self.lr > 0, "a finite learning rate > 0")
+        expect("lr_milestones", all(m >= 1 for m in self.lr_milestones), "epochs >= 1, e.g. (100, 150)")
+        expect("seed", 0 <= self.seed < 2**32, "an integer from 0 to 2**32 - 1 (NumPy's seed range)")
+        expect("alpha", 0 <= self.alpha < 1, "a quantile in [0, 1)")
+        expect("beta", self.alpha < self.beta <= 1, f"a quantile above alpha={self.alpha} and at most 1")
+        expect("blur_sigma", self.blur_sigma > 0, "a finite σ > 0")
+        expect("blur_kernel", self.blur_kernel % 2 == 1 and 1 <= self.blur_kernel < 2 * self.image_size,
+               f"a positive odd kernel size below 2 x image_size = {2 * self.image_size} (reflect padding)")
+        expect("quantile_samples", 1 <= self.quantile_samples <= 2**24, "from 1 to 2**24 (torch.quantile's limit)")
+        expect("val_fraction", 0 < self.val_fraction < 1, "a fraction between 0 and 1")
+        expect("device", self.device == "auto" or _is_device(self.device),
+               "'auto' or a torch device: cpu, cuda, cuda:1, mps")
+        expect("num_workers", self.num_workers >= 0, "a count >= 0")
 
     def replace(self, **overrides) -> "Config":
         """A copy with some fields changed; unknown names are an error."""
@@ -147,27 +203,51 @@ PROFILES: dict[str, dict] = {
                   batch_size=4, blur_sigma=1.0, blur_kernel=9),
 }
 
-# Ablations as overrides (Table 3 rows, Table 21's λ_l sweep, Fig. 8's backbones).
-VARIANTS: dict[str, dict] = {
-    "full": {},
-    # Table 3, top half: λ_l = λ_g = 0 (values only)
-    "local_v": dict(lambda_l=0.0, global_loss="none", use_lg=False),
-    "v_pgd": dict(lambda_l=0.0, lambda_g=0.0, global_loss="pg_direct", use_lg=False),
-    "v_pg": dict(lambda_l=0.0, lambda_g=0.0, global_loss="pg", use_lg=False),
-    "v_pgd_lg": dict(lambda_l=0.0, lambda_g=0.0, global_loss="pg_direct", use_lg=True),
-    "v_pg_lg": dict(lambda_l=0.0, lambda_g=0.0, global_loss="pg", use_lg=True),
-    # Table 3, bottom half: λ_l = λ_g = 0.5 (values and directions)
-    "local_vd": dict(lambda_l=0.5, global_loss="none", use_lg=False),
-    "vd_pgd": dict(global_loss="pg_direct", use_lg=False),
-    "vd_pg": dict(global_loss="pg", use_lg=False),
-    "vd_pgd_lg": dict(global_loss="pg_direct", use_lg=True),
-    "vd_pg_lg": {},  # ULSAD
-    # Table 21: λ_l sweep of the local branch alone (its λ_l = 0 and 0.5 columns are
-    # Table 3's rows 1 and 6)
-    **{f"lambda_l-{v}": dict(lambda_l=v, global_loss="none", use_lg=False) for v in (0.0, 0.01, 0.5, 0.9, 1.0)},
-    # Fig. 8: backbones
-    **{f"backbone-{b}": dict(backbone=b) for b in BACKBONES},
+@dataclass(frozen=True)
+class Variant:
+    """A named configuration from the paper's ablations, and where the paper prints its numbers.
+
+    overrides: Config fields that differ from the profile. table3_row: its row of Table 3
+    (MVTec LOCO means). per_category: (table, block, column) of its per-category values on
+    MVTec LOCO in Tables 21-23 (block is Table 22's λ setting, None elsewhere).
+    """
+
+    name: str
+    overrides: dict = field(default_factory=dict)
+    table3_row: int | None = None
+    per_category: tuple | None = None
+
+
+_V, _VD = "λ_l = λ_g = 0.0", "λ_l = λ_g = 0.5"  # Table 22's two blocks
+# Table 21's λ_l = 0 and 0.5 columns equal Table 3's rows 1 and 6 (the local branch alone).
+_ABLATIONS = (
+    Variant("full"),  # ULSAD; Tables 1-2 and 6-20 report it
+    # Table 3, top half: values only
+    Variant("local_v", dict(lambda_l=0.0, global_loss="none", use_lg=False), 1, (21, None, "λ_l = 0")),
+    Variant("v_pgd", dict(lambda_l=0.0, lambda_g=0.0, global_loss="pg_direct", use_lg=False), 2, (22, _V, "L_pg^d")),
+    Variant("v_pg", dict(lambda_l=0.0, lambda_g=0.0, global_loss="pg", use_lg=False), 3, (22, _V, "L_pg")),
+    Variant("v_pgd_lg", dict(lambda_l=0.0, lambda_g=0.0, global_loss="pg_direct", use_lg=True), 4,
+            (22, _V, "L_pg^d; L_lg")),
+    Variant("v_pg_lg", dict(lambda_l=0.0, lambda_g=0.0, global_loss="pg", use_lg=True), 5, (22, _V, "L_pg; L_lg")),
+    # Table 3, bottom half: values and directions (λ_l = λ_g = 0.5, the defaults)
+    Variant("local_vd", dict(lambda_l=0.5, global_loss="none", use_lg=False), 6, (21, None, "λ_l = 0.5")),
+    Variant("vd_pgd", dict(global_loss="pg_direct", use_lg=False), 7, (22, _VD, "L_pg^d")),
+    Variant("vd_pg", dict(global_loss="pg", use_lg=False), 8, (22, _VD, "L_pg")),
+    Variant("vd_pgd_lg", dict(global_loss="pg_direct", use_lg=True), 9, (22, _VD, "L_pg^d; L_lg")),
+    Variant("vd_pg_lg", {}, 10, (22, _VD, "L_pg; L_lg")),  # ULSAD again, as Table 3 names it
+    # Table 21: λ_l of the local branch alone
+    *(Variant(f"lambda_l-{v}", dict(lambda_l=v, global_loss="none", use_lg=False), None, (21, None, f"λ_l = {head}"))
+      for v, head in ((0.0, "0"), (0.01, "0.01"), (0.5, "0.5"), (0.9, "0.9"), (1.0, "1.0"))),
+)
+# Fig. 8 and Table 23: backbones (Table 23's "Wide-ResNet100-2" is Wide-ResNet101-2: see paper.errata()).
+_TABLE23 = {"resnet50": "ResNet50", "resnet152": "ResNet152", "wide_resnet50_2": "Wide-ResNet50-2",
+            "wide_resnet101_2": "Wide-ResNet100-2"}
+VARIANTS: dict[str, Variant] = {
+    v.name: v for v in (*_ABLATIONS, *(Variant(f"backbone-{b}", dict(backbone=b), None,
+                                               (23, None, _TABLE23[b]) if b in _TABLE23 else None)
+                                       for b in BACKBONES))
 }
+TABLE3 = tuple(sorted((v for v in VARIANTS.values() if v.table3_row), key=lambda v: v.table3_row))
 
 
 def default_profile() -> str:
@@ -188,7 +268,7 @@ def get_config(profile: str | None = None, variant: str | None = None, **overrid
     if variant is not None:
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}: expected one of {', '.join(VARIANTS)}")
-        fields.update(VARIANTS[variant])
+        fields.update(VARIANTS[variant].overrides)
     fields.update(overrides)
     return Config().replace(**fields)
 
@@ -197,7 +277,8 @@ def parse_overrides(items: list[str]) -> dict:
     """'name=value' strings (from the command line) -> typed Config overrides.
 
     Values are read with the type of the field's default: true/false for flags,
-    comma-separated lists for tuples, 'none' for an optional number.
+    comma-separated lists for tuples, 'none' for an optional number. Only the
+    type is checked here; :meth:`Config.validate` checks the value (NaN too).
     """
     defaults = {f.name: f.default for f in dataclasses.fields(Config)}
     out = {}
@@ -206,27 +287,34 @@ def parse_overrides(items: list[str]) -> dict:
         if not sep or name not in defaults:
             raise ValueError(f"override {item!r}: expected NAME=VALUE with NAME one of "
                              f"{', '.join(defaults)}")
-        default = defaults[name]
         try:
-            if text.lower() == "none" and name == "lambda_a":
-                value = None
-            elif isinstance(default, bool):
-                if text.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError("expected true or false")
-                value = text.lower() in ("true", "1")
-            elif isinstance(default, tuple):
-                kind = int if name == "lr_milestones" else str
-                value = tuple(kind(v) for v in text.split(",") if v)
-            elif name == "lambda_a" or isinstance(default, float):
-                value = float(text)
-            elif isinstance(default, int):
-                value = int(text)
-            else:
-                value = text
+            out[name] = _parse_value(name, text.strip(), defaults[name])
         except ValueError as e:
-            raise ValueError(f"override {item!r}: {e}") from e
-        out[name] = value
+            raise ValueError(f"override {item!r}: {e}") from None
     return out
+
+
+def _parse_value(name: str, text: str, default):
+    """One override's text as its field's type; the error says what was expected, not Python's parse error."""
+    kind = _field_kind(name, default)
+    if kind is tuple:
+        element = TUPLE_ELEMENTS[name]
+        return tuple(_parse_scalar(v.strip(), element) for v in text.split(",") if v.strip())
+    if name == "lambda_a" and text.lower() == "none":
+        return None
+    return _parse_scalar(text, kind)
+
+
+def _parse_scalar(text: str, kind: type):
+    """A flag, number or name from text (numbers unchecked: NaN is refused by validate, with the field's name)."""
+    if kind is bool:
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise ValueError("expected true or false")
+        return text.lower() in ("true", "1")
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"expected {'an integer' if kind is int else 'a number'}") from None
 
 
 # Size of the synthetic benchmark each profile generates: (train, validation, test) images

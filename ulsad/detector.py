@@ -4,12 +4,13 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from . import __version__, losses, maps
+from . import __version__, maps
 from .backbone import FeatureExtractor
 from .config import Config
 from .models import FRN, GlobalAutoencoder
@@ -18,6 +19,17 @@ FORMAT = "ulsad-detector"
 FORMAT_VERSION = 1
 # Fields that change the shape of a tensor in the checkpoint.
 ARCHITECTURE_FIELDS = ("image_size", "backbone", "layers", "c_star", "ae_width", "frn_final_relu")
+CHECKPOINT_FIELDS = {"config": dict, "state_dict": dict, "weights_source": str}  # what load() needs, by type
+
+
+@dataclass
+class Reconstructions:
+    """What one forward pass computes (Fig. 2), each B x c* x h* x w*, float32."""
+
+    u: torch.Tensor  # U: θ's features, normalised (Algorithm 1, line 4)
+    u_tilde1: torch.Tensor  # Ũ': ψ's reconstruction of U (local branch, Eq. 1 and 7)
+    u_tilde2: torch.Tensor  # Ũ'': ψ's second half, matched to Û by L_lg (Eq. 6 and 8)
+    u_hat: torch.Tensor | None  # Û: φ's output from the whole image (global branch); None without one
 
 
 class ULSAD(nn.Module):
@@ -79,64 +91,70 @@ class ULSAD(nn.Module):
     def raw_features(self, x: torch.Tensor) -> torch.Tensor:
         """θ(X) before normalisation (float32)."""
         with self.autocast():
-            return self.theta(x).float()
+            return self.theta(self.check_images(x)).float()
+
+    @torch.no_grad()
+    def set_feature_statistics(self, u_raw: torch.Tensor) -> None:
+        """μ and σ of every channel over all training features (Algorithm 1, line 4), in float64."""
+        var, mean = torch.var_mean(u_raw.double(), dim=(0, 2, 3), correction=0)
+        self.mu.copy_(mean)
+        # A channel that never varies (possible with a random θ) would divide by zero.
+        self.sigma.copy_(var.sqrt().clamp_min(1e-6))
 
     def standardize(self, u: torch.Tensor) -> torch.Tensor:
         """Algorithm 1, line 4: U <- (U - μ) / σ."""
         return ((u - self.mu.view(1, -1, 1, 1)) / self.sigma.view(1, -1, 1, 1)).float()
 
-    def losses(self, u: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The three loss terms of Algorithm 1 for normalised features U and images X."""
-        cfg = self.config
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """U: the normalised features of images in [0, 1] (θ, then line 4)."""
+        return self.standardize(self.raw_features(x))
+
+    def forward(self, x: torch.Tensor, u: torch.Tensor | None = None) -> Reconstructions:
+        """One pass of Fig. 2: U, ψ's Ũ' and Ũ'', and φ's Û (None without a global branch).
+
+        `u`: the images' normalised features when already known (training caches them).
+        """
+        x = self.check_images(x)
+        u = self.features(x) if u is None else u
         with self.autocast():
-            u1, u2 = self.frn(u)
-            u_hat = self.global_ae(self.theta.normalize(x)) if self.global_ae is not None else None
-        u1, u2 = u1.float(), u2.float()
-        zero = u.new_zeros(())
-        out = {"L_pl": losses.L_pl(u1, u, cfg.lambda_l), "L_pg": zero, "L_lg": zero}
-        if u_hat is not None:
-            u_hat = u_hat.float()
-            if cfg.global_loss == "pg":
-                out["L_pg"] = losses.L_pg(losses.f(u_hat), losses.f(u), cfg.lambda_attn)
-            elif cfg.global_loss == "pg_direct":
-                out["L_pg"] = losses.L_pg_direct(u_hat, u, cfg.lambda_attn)
-            if cfg.use_lg:
-                out["L_lg"] = losses.L_lg(u2, u_hat, cfg.lambda_g)
-        out["total"] = cfg.w_pl * out["L_pl"] + cfg.w_pg * out["L_pg"] + cfg.w_lg * out["L_lg"]
-        return out
+            u_tilde1, u_tilde2 = self.frn(u)
+            u_hat = None if self.global_ae is None else self.global_ae(self.theta.normalize(x))
+        return Reconstructions(u, u_tilde1.float(), u_tilde2.float(), None if u_hat is None else u_hat.float())
 
     # -- Sec. 3.5 -------------------------------------------------------------
     @torch.no_grad()
     def raw_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """M^l (Eq. 7) and M^g (Eq. 8) resized to S x S, before normalisation and blur.
-
-        Without L_lg, Ũ'' is never trained and Eq. (8) is meaningless; the global
-        map is then the per-position value of the loss that trained φ: l(Â, A)
-        for L_pg and l(Û, U) for L_pg^d. Without any global loss there is no M^g.
-        """
+        """M^l (Eq. 7) and M^g (Eq. 8, or the global target's residual) resized to S x S,
+        before normalisation and blur (:func:`ulsad.maps.raw_maps`)."""
         if self.training:
             raise RuntimeError("maps need the detector in eval mode (BatchNorm with its running "
                                "statistics): call detector.eval() first")
-        cfg = self.config
-        x = self.check_images(x)
-        u = self.standardize(self.raw_features(x))
-        with self.autocast():
-            u1, u2 = self.frn(u)
-            u_hat = self.global_ae(self.theta.normalize(x)) if self.global_ae is not None else None
-        m_l = maps.local_map(u1.float(), u, cfg.lambda_l)
-        if u_hat is None:
-            m_g = None
-        elif cfg.use_lg:
-            m_g = maps.global_map(u2.float(), u_hat.float(), cfg.lambda_g)
-        elif cfg.global_loss == "pg_direct":
-            m_g = losses.distance(u_hat.float(), u, cfg.lambda_attn)
-        else:
-            z, z_hat = losses.f(u), losses.f(u_hat.float())
-            a, a_hat = losses.self_attention(z), losses.cross_attention(z_hat, z)
-            h, w = u.shape[-2:]
-            m_g = losses.distance(losses.f_inv(a_hat, h, w), losses.f_inv(a, h, w), cfg.lambda_attn)
-        size = cfg.image_size
+        m_l, m_g = maps.raw_maps(self(x), self.config)
+        size = self.config.image_size
         return maps.upsample(m_l, size), None if m_g is None else maps.upsample(m_g, size)
+
+    @torch.no_grad()
+    def raw_maps_of(self, images: torch.Tensor, batch_size: int | None = None):
+        """:meth:`raw_maps` of many images, batch by batch, on the CPU (M^g None without a global branch)."""
+        self.eval()
+        local, global_ = [], []
+        for x in images.split(batch_size or self.config.batch_size):
+            m_l, m_g = self.raw_maps(x)
+            local.append(m_l.cpu())
+            if m_g is not None:
+                global_.append(m_g.cpu())
+        return torch.cat(local), torch.cat(global_) if global_ else None
+
+    def calibrate(self, images: torch.Tensor, alpha: float | None = None, beta: float | None = None,
+                  batch_size: int | None = None) -> "ULSAD":
+        """q_α and q_β of both raw maps over normal validation images (Sec. 3.5), which Eq. (9) maps to 0, 0.1."""
+        cfg = self.config
+        alpha = cfg.alpha if alpha is None else alpha
+        beta = cfg.beta if beta is None else beta
+        m_l, m_g = self.raw_maps_of(images, batch_size)
+        q = lambda m: maps.quantiles(m, alpha, beta, cfg.quantile_samples, cfg.seed)  # noqa: E731
+        self.set_quantiles(q(m_l), None if m_g is None else q(m_g))
+        return self
 
     def set_quantiles(self, q_local: tuple[float, float], q_global: tuple[float, float] | None):
         self.q.copy_(torch.tensor([*q_local, *(q_global or (float("nan"),) * 2)]))
@@ -187,35 +205,125 @@ class ULSAD(nn.Module):
              map_location: str | torch.device = "cpu") -> "ULSAD":
         """Read a detector written by :meth:`save` (with ``weights_only=True``).
 
-        Refuses files of another format version and, when `config` is given, a
-        checkpoint whose architecture differs from it.
+        Everything is checked here, so that a damaged or edited file fails at once,
+        in one line naming it, and not mid-predict or with NaN scores: the format
+        version, every field, the configuration, each tensor's name and shape against
+        a detector built from that configuration, and finite values. When `config`
+        is given, a checkpoint whose architecture differs from it is refused too.
         """
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint {path} does not exist")
-        try:
-            payload = torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as e:
-            raise ValueError(f"{path} is not a readable ULSAD checkpoint: {e}") from e
-        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a ULSAD checkpoint (no '{FORMAT}' marker)")
-        if payload.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{path} was written by ulsad {payload.get('ulsad_version')} in checkpoint "
-                             f"format {payload.get('format_version')}; this is ulsad {__version__}, "
-                             f"which reads format {FORMAT_VERSION} only")
-        try:
-            saved = Config.from_dict(payload["config"])
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{path} holds a configuration this version cannot use: {e}") from e
+        payload = _read_checkpoint(path, map_location)
+        saved = _saved_config(path, payload["config"])
         if config is not None:
-            diff = [f"{k}: checkpoint {getattr(saved, k)!r}, expected {getattr(config, k)!r}"
-                    for k in ARCHITECTURE_FIELDS if getattr(saved, k) != getattr(config, k)]
-            if saved.has_global_branch != config.has_global_branch:
-                diff.append("global branch: present in one, absent in the other")
-            if diff:
-                raise ValueError(f"{path} does not match the requested configuration: " + "; ".join(diff))
-        detector = cls(saved, weights=None)
-        detector.load_state_dict(payload["state_dict"])
+            _check_same_architecture(path, saved, config)
+        try:
+            detector = cls(saved, weights=None)
+        except ValueError as e:  # e.g. a c* larger than the backbone's channels
+            raise ValueError(f"{path} holds a configuration this version cannot build: {e}") from None
+        state = payload["state_dict"]
+        _check_tensors(path, detector.state_dict(), state)
+        _check_statistics(path, state, saved)
+        detector.load_state_dict(state)
         detector.theta.weights_source = payload["weights_source"]
-        detector.extra = payload.get("extra", {})
+        detector.extra = payload["extra"]
         return detector.to(map_location).eval()
+
+
+# -- checkpoint checks -----------------------------------------------------------
+# Each turns one way a checkpoint can be damaged or edited into one line naming the file.
+
+def _read_checkpoint(path: Path, map_location) -> dict:
+    """The file's payload, with its marker, version and every field present and of the right type."""
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist" if not path.exists()
+                                else f"checkpoint {path} is not a file")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception:  # torch's message (six lines about weights_only=False) would not help here
+        raise ValueError(f"{path} is not a ULSAD checkpoint (not a file torch can read)") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a ULSAD checkpoint (no '{FORMAT}' marker)")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path} was written by ulsad {payload.get('ulsad_version')} in checkpoint "
+                         f"format {payload.get('format_version')}; this is ulsad {__version__}, "
+                         f"which reads format {FORMAT_VERSION} only")
+    missing = [name for name in CHECKPOINT_FIELDS if name not in payload]
+    if missing:
+        raise ValueError(f"{path} is not a complete ULSAD checkpoint: it has no {', '.join(map(repr, missing))}")
+    payload = {"extra": {}, **payload}  # written by every save(), but not needed to predict
+    for name, kind in {**CHECKPOINT_FIELDS, "extra": dict}.items():
+        if not isinstance(payload[name], kind):
+            raise ValueError(f"{path} is damaged: its '{name}' is a {type(payload[name]).__name__}, "
+                             f"not a {kind.__name__}")
+    return payload
+
+
+def _saved_config(path: Path, fields: dict) -> Config:
+    """The saved Config, validated like any other (an edited value fails here, naming the file)."""
+    try:
+        return Config.from_dict(fields)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path} holds a configuration this version cannot use: {e}") from None
+
+
+def _check_same_architecture(path: Path, saved: Config, config: Config) -> None:
+    """The caller's `config` must build the networks the file holds (it names the fields that differ)."""
+    diff = [f"{k}: checkpoint {getattr(saved, k)!r}, expected {getattr(config, k)!r}"
+            for k in ARCHITECTURE_FIELDS if getattr(saved, k) != getattr(config, k)]
+    if saved.has_global_branch != config.has_global_branch:
+        diff.append("global branch: present in one, absent in the other")
+    if diff:
+        raise ValueError(f"{path} does not match the requested configuration: " + "; ".join(diff))
+
+
+def _names(keys, shown: int = 3) -> str:
+    """The first few names and how many more: an error stays one readable line."""
+    keys = list(keys)
+    more = f" (and {len(keys) - shown} more)" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
+
+
+def _check_tensors(path: Path, expected: dict, state: dict) -> None:
+    """Every tensor the saved configuration builds, by name and shape, and no other.
+
+    Tensors missing alone mean a damaged file; other tensors, or other shapes, an
+    edited configuration (c*, image size, backbone). torch would print every
+    mismatch, dozens of lines, without naming the file.
+    """
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing and not unexpected:
+        raise ValueError(f"{path} is damaged: missing tensors: {_names(missing)}")
+    differences = [f"missing tensors: {_names(missing)}"] if missing else []
+    if unexpected:
+        differences.append(f"tensors the config does not build: {_names(unexpected)}")
+    for k in expected.keys() & state.keys():
+        if not isinstance(state[k], torch.Tensor):
+            raise ValueError(f"{path} is damaged: {k} is a {type(state[k]).__name__}, not a tensor")
+    shapes = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if shapes:
+        k = shapes[0]
+        more = f" (and {len(shapes) - 1} more)" if len(shapes) > 1 else ""
+        differences.append(f"{k} has shape {tuple(state[k].shape)}, the config gives {tuple(expected[k].shape)}{more}")
+    if differences:
+        raise ValueError(f"{path}: architecture differs from its config: " + "; ".join(differences))
+
+
+def _check_statistics(path: Path, state: dict, config: Config) -> None:
+    """Finite weights, μ and σ > 0, and the quantiles Eq. (9) divides by: otherwise every score is NaN.
+
+    q_α^g, q_β^g stay NaN in a detector without a global branch (:meth:`ULSAD.set_quantiles`).
+    """
+    bad = [k for k, v in state.items() if k != "q" and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(f"{path} holds non-finite values in {len(bad)} tensor{'s' * (len(bad) > 1)} "
+                         f"(e.g. {_names(bad, 2)})")
+    if not (state["sigma"] > 0).all():
+        raise ValueError(f"{path} is damaged: σ (sigma) has values <= 0, and U = (θ(X) - μ) / σ divides by it")
+    q = "[" + ", ".join(f"{v:.4g}" for v in state["q"].tolist()) + "]"
+    pairs = state["q"].view(2, 2)[:2 if config.has_global_branch else 1]
+    if not torch.isfinite(pairs).all():
+        raise ValueError(f"{path} holds non-finite quantiles q = {q}, which Eq. (9) needs "
+                         f"(NaN: the detector was saved before calibrate())")
+    if not (pairs[:, 1] > pairs[:, 0]).all():
+        raise ValueError(f"{path} is damaged: its quantiles q = {q} do not have q_β > q_α, which Eq. (9) needs")

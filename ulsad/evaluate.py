@@ -45,8 +45,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from . import maps, metrics
-from .data.datasets import open_image
-from .train import stack_images, validation_maps
+from .data import DataError, stack_images
+from .data.images import open_image
 
 MAPS = ("combined", "local", "global")
 TYPES = ("logical", "structural")  # MVTec LOCO's two kinds of anomaly (and the synthetic benchmark's)
@@ -95,7 +95,7 @@ def _run(dataset, batch_size: int, num_workers: int, maps_of) -> Predictions:
                        dataset.has_masks, stacked, {})
 
 
-def _with_scores(pred: Predictions) -> Predictions:
+def with_scores(pred: Predictions) -> Predictions:
     """Image scores as Eq. (10) takes them, the max of each map."""
     scores = {k: None if m is None else maps.image_score(torch.from_numpy(m)).numpy()
               for k, m in pred.maps.items()}
@@ -111,7 +111,7 @@ def predict_dataset(detector, dataset, batch_size: int | None = None) -> Predict
         out = detector.predict(images)
         return {k: out[k] for k in MAPS}
 
-    return _with_scores(_run(dataset, batch_size or cfg.batch_size, cfg.num_workers, predicted))
+    return with_scores(_run(dataset, batch_size or cfg.batch_size, cfg.num_workers, predicted))
 
 
 def compute_metrics(pred: Predictions, which=MAPS, defects: list | None = None) -> dict:
@@ -161,7 +161,7 @@ def alpha_beta_grid(detector, validation, test, alphas, betas, batch_size: int |
     """
     cfg = detector.config
     batch_size = batch_size or cfg.batch_size
-    val_l, val_g = validation_maps(detector, stack_images(validation), batch_size)
+    val_l, val_g = detector.raw_maps_of(stack_images(validation), batch_size)
 
     def raw(images):
         m_l, m_g = detector.raw_maps(images)
@@ -180,7 +180,7 @@ def alpha_beta_grid(detector, validation, test, alphas, betas, batch_size: int |
         q = [q for val in (val_l, val_g) if val is not None
              for q in maps.quantiles(val, alpha, beta, cfg.quantile_samples, cfg.seed)]
         combined = maps.final_maps(raw_l, raw_g, q, cfg.blur_sigma, cfg.blur_kernel)[2].cpu().numpy()
-        pred = _with_scores(replace(test_raw, maps={"combined": combined}))
+        pred = with_scores(replace(test_raw, maps={"combined": combined}))
         rows.append({"alpha": alpha, "beta": beta, **compute_metrics(pred, which=("combined",))})
     return pd.DataFrame(rows)
 
@@ -192,10 +192,24 @@ def find_defects_config(root, category: str):
 
 
 def load_defects(dataset, defects_config) -> list[list[tuple[np.ndarray, int]]]:
-    """Per test image, its defects as ``(mask, saturation)`` at full resolution (``metrics.spro_regions``)."""
+    """Per test image, its defects as ``(mask, saturation)`` at full resolution (``metrics.spro_regions``).
+
+    The defect ids are read as they are (not binarised, unlike training masks); a mask whose
+    size differs from its image's is an error naming both, never stretched.
+    """
     config = metrics.load_defects_config(defects_config)
-    return [metrics.spro_regions([np.asarray(open_image(p)) for p in sample.masks], config)
-            for sample in dataset.samples]
+    defects = []
+    for sample in dataset.samples:
+        masks = []
+        for path in sample.masks:
+            mask = np.asarray(open_image(path))
+            expected = open_image(sample.path).size[::-1]
+            if mask.shape[:2] != expected:
+                raise DataError(f"{path}: mask of {mask.shape[1]} x {mask.shape[0]} px for the image {sample.path} "
+                                f"of {expected[1]} x {expected[0]} px; expected the image's size")
+            masks.append(mask)
+        defects.append(metrics.spro_regions(masks, config))
+    return defects
 
 
 def _spro(defects: list, amap: np.ndarray, idx) -> float:

@@ -7,6 +7,8 @@ distances are taken over the channel axis (dim 1).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -59,21 +61,68 @@ def cross_attention(z_hat: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return F.scaled_dot_product_attention(z_hat, z, z, scale=scale)
 
 
-def L_pg(z_hat: torch.Tensor, z: torch.Tensor, lambda_a: float) -> torch.Tensor:
-    """Eq. (5): distance between the cross-attention map Â and the self-attention map A.
+def pg_residual(u_hat: torch.Tensor, u: torch.Tensor, lambda_a: float) -> torch.Tensor:
+    """The summand of Eq. (5) at each position, l(Â, A), B x h* x w*.
 
     A depends only on the frozen teacher, so it is a constant target.
     """
+    z, z_hat = f(u), f(u_hat)
+    with torch.no_grad():
+        a = self_attention(z)
+    h, w = u.shape[-2:]
+    return distance(f_inv(cross_attention(z_hat, z), h, w), f_inv(a, h, w), lambda_a)
+
+
+def L_pg(z_hat: torch.Tensor, z: torch.Tensor, lambda_a: float) -> torch.Tensor:
+    """Eq. (5): distance between the cross-attention map Â and the self-attention map A (rows z as from f)."""
     with torch.no_grad():
         a = self_attention(z)
     return distance(cross_attention(z_hat, z), a, lambda_a, dim=-1).mean()
 
 
+def direct_residual(u_hat: torch.Tensor, u: torch.Tensor, lambda_a: float) -> torch.Tensor:
+    """The summand of L_pg^d at each position, l(Û, U), B x h* x w*."""
+    return distance(u_hat, u, lambda_a)
+
+
 def L_pg_direct(u_hat: torch.Tensor, u: torch.Tensor, lambda_a: float) -> torch.Tensor:
     """L_pg^d (Table 3): the direct variant, Û regressed onto U without attention."""
-    return distance(u_hat, u, lambda_a).mean()
+    return direct_residual(u_hat, u, lambda_a).mean()
 
 
 def L_lg(u_tilde2: torch.Tensor, u_hat: torch.Tensor, lambda_g: float) -> torch.Tensor:
     """Eq. (6): the local-global loss between Ũ'' and Û; gradients reach both ψ and φ."""
     return distance(u_tilde2, u_hat, lambda_g).mean()
+
+
+@dataclass(frozen=True)
+class GlobalTarget:
+    """What trains φ (Table 3's choice), as a per-position residual; the loss is its mean.
+
+    Without L_lg, Ũ'' is never trained and Eq. (8) is meaningless: the global map is
+    then this residual itself (:func:`ulsad.maps.raw_maps`).
+    """
+
+    name: str
+    residual: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]  # (Û, U, λ_a) -> B x h* x w*
+
+
+GLOBAL_TARGETS = {"pg": GlobalTarget("L_pg", pg_residual), "pg_direct": GlobalTarget("L_pg^d", direct_residual),
+                  "none": None}
+
+
+def terms(out, cfg) -> dict[str, torch.Tensor]:
+    """The three loss terms of Algorithm 1 and their weighted sum, from one forward pass (`ULSAD.forward`).
+
+    L_pl (Eq. 1) always; L_pg (Eq. 5, or L_pg^d) when φ has a global target; L_lg (Eq. 6)
+    when enabled. Missing terms are 0.
+    """
+    zero = out.u.new_zeros(())
+    target = GLOBAL_TARGETS[cfg.global_loss]
+    result = {"L_pl": L_pl(out.u_tilde1, out.u, cfg.lambda_l), "L_pg": zero, "L_lg": zero}
+    if target is not None:
+        result["L_pg"] = target.residual(out.u_hat, out.u, cfg.lambda_attn).mean()
+    if cfg.use_lg:
+        result["L_lg"] = L_lg(out.u_tilde2, out.u_hat, cfg.lambda_g)
+    result["total"] = cfg.w_pl * result["L_pl"] + cfg.w_pg * result["L_pg"] + cfg.w_lg * result["L_lg"]
+    return result

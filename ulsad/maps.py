@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .losses import distance
+from .losses import GLOBAL_TARGETS, distance
 
 
 def local_map(u_tilde1: torch.Tensor, u: torch.Tensor, lambda_l: float) -> torch.Tensor:
@@ -15,6 +15,20 @@ def local_map(u_tilde1: torch.Tensor, u: torch.Tensor, lambda_l: float) -> torch
 def global_map(u_tilde2: torch.Tensor, u_hat: torch.Tensor, lambda_g: float) -> torch.Tensor:
     """Eq. (8): M^g = l_v(Ũ'', Û) + λ_g l_d(Ũ'', Û) per position, B x h* x w*."""
     return distance(u_tilde2, u_hat, lambda_g)
+
+
+def raw_maps(out, cfg) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """M^l (Eq. 7) and M^g of one forward pass (`ULSAD.forward`), at h* x w*.
+
+    M^g is Eq. (8) when L_lg trained Ũ''; without L_lg it is the residual of the loss
+    that trained φ (l(Â, A) for L_pg, l(Û, U) for L_pg^d); without a global branch, None.
+    """
+    m_l = local_map(out.u_tilde1, out.u, cfg.lambda_l)
+    if out.u_hat is None:
+        return m_l, None
+    if cfg.use_lg:
+        return m_l, global_map(out.u_tilde2, out.u_hat, cfg.lambda_g)
+    return m_l, GLOBAL_TARGETS[cfg.global_loss].residual(out.u_hat, out.u, cfg.lambda_attn)
 
 
 def upsample(m: torch.Tensor, size: int) -> torch.Tensor:

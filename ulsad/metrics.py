@@ -8,7 +8,8 @@
   pixels scored >= t, the curve's y is the mean overlap over all regions of all
   images and its x the false-positive rate over all normal pixels. The curve is
   integrated over FPR in [0, fpr_limit] (the point at exactly fpr_limit is
-  interpolated) and divided by fpr_limit.
+  interpolated) and divided by fpr_limit. ``pro_curve(masks, maps, fpr_limit)``
+  returns that curve itself, for drawing it.
 - ``spro(defects, maps, fpr_limit=0.05)``: MVTec LOCO AD's saturated
   per-region overlap. Each annotated defect is a region (one ground-truth PNG,
   not a connected component) whose overlap saturates: it counts as full once
@@ -59,6 +60,15 @@ def aupro(masks, maps, fpr_limit: float = 0.3) -> float:
 
     masks: N x H x W ground truth, non-zero = anomalous; maps: N x H x W anomaly maps.
     """
+    return _normalised_area(*pro_curve(masks, maps, fpr_limit), fpr_limit)
+
+
+def pro_curve(masks, maps, fpr_limit: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The per-region overlap curve that :func:`aupro` integrates, as (fpr, pro) arrays up to ``fpr_limit``.
+
+    Exact, as aupro: the curve steps at every distinct region score and ends at
+    fpr_limit with an interpolated point. For drawing; its area / fpr_limit is aupro.
+    """
     masks, maps = _checked_pixels(masks, maps, images=True)
     _check_fpr_limit(fpr_limit)
     # 8-connectivity, as the 3 x 3 structure of MVTec AD's evaluation code: diagonal neighbours join one region.
@@ -76,7 +86,7 @@ def aupro(masks, maps, fpr_limit: float = 0.3) -> float:
     # Arrays, not lists of them, from here on: the per-image pieces are freed before the big copy below.
     scores, weights = np.concatenate(scores), np.concatenate(weights)
     weights /= n_regions
-    return _overlap_auc(maps[~masks], scores, weights, fpr_limit)
+    return _overlap_curve(maps[~masks], scores, weights, fpr_limit)
 
 
 def spro(defects, maps, fpr_limit: float = 0.05) -> float:
@@ -120,7 +130,7 @@ def spro(defects, maps, fpr_limit: float = 0.05) -> float:
     n_regions = len(scores)
     scores, weights = np.concatenate(scores), np.concatenate(weights)
     weights /= n_regions
-    return _overlap_auc(maps[~anomalous], scores, weights, fpr_limit)
+    return _normalised_area(*_overlap_curve(maps[~anomalous], scores, weights, fpr_limit), fpr_limit)
 
 
 @dataclass(frozen=True)
@@ -193,8 +203,9 @@ def _auroc(negatives: np.ndarray, positives: np.ndarray, what: str) -> float:
     return twice_u / (2 * positives.size * negatives.size)
 
 
-def _overlap_auc(negatives: np.ndarray, scores: np.ndarray, weights: np.ndarray, fpr_limit: float) -> float:
-    """Area under the overlap curve for FPR in [0, fpr_limit], divided by fpr_limit.
+def _overlap_curve(negatives: np.ndarray, scores: np.ndarray, weights: np.ndarray,
+                   fpr_limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """The overlap curve (FPR, mean overlap) from FPR 0 to fpr_limit, as a polyline.
 
     negatives: scores of the normal pixels (sorted here, in place).
     scores, weights: the region pixels that move the curve: when the threshold
@@ -224,11 +235,11 @@ def _overlap_auc(negatives: np.ndarray, scores: np.ndarray, weights: np.ndarray,
     fpr_at = (n - np.searchsorted(negatives, scores, "left")) / n
     x = np.concatenate(([0.0], np.column_stack((fpr_above, fpr_at)).ravel(), [1.0]))
     y = np.concatenate(([0.0], np.column_stack((cumulative[:-1], cumulative[1:])).ravel(), [cumulative[-1]]))
-    return min(1.0, _area(x, y, fpr_limit) / fpr_limit)
+    return _cut(x, y, fpr_limit)
 
 
-def _area(x: np.ndarray, y: np.ndarray, limit: float) -> float:
-    """Trapezoid area under the polyline (x, y), x non-decreasing from 0, over [0, limit]."""
+def _cut(x: np.ndarray, y: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """The polyline (x, y), x non-decreasing from 0, over [0, limit]: its last point interpolated at the limit."""
     end = int(np.searchsorted(x, limit, "right"))  # the points with x <= limit
     xs, ys = x[:end], y[:end]
     if end < x.size and xs[-1] < limit:
@@ -236,7 +247,12 @@ def _area(x: np.ndarray, y: np.ndarray, limit: float) -> float:
         t = (limit - x[end - 1]) / (x[end] - x[end - 1])
         xs = np.append(xs, limit)
         ys = np.append(ys, y[end - 1] + t * (y[end] - y[end - 1]))
-    return float(np.sum(np.diff(xs) * (ys[1:] + ys[:-1])) / 2)
+    return xs, ys
+
+
+def _normalised_area(x: np.ndarray, y: np.ndarray, limit: float) -> float:
+    """Trapezoid area under a curve cut at ``limit`` (:func:`_cut`), divided by the limit and capped at 1."""
+    return min(1.0, float(np.sum(np.diff(x) * (y[1:] + y[:-1])) / 2) / limit)
 
 
 def _checked_scores(scores, name: str) -> np.ndarray:

@@ -45,7 +45,10 @@ needs ``ulsad`` installed and the dataset root at the same path.
 """
 from __future__ import annotations
 
+import csv
 import datetime
+import hashlib
+import io
 import itertools
 import json
 import os
@@ -60,13 +63,14 @@ import torch
 
 from . import __version__, data, paper, train
 from .backbone import describe_weights
-from .config import default_profile, get_config
+from .config import VARIANTS, Config, default_profile, get_config
 from .evaluate import METRICS, evaluate, find_defects_config
 
 RUNS_FILE = "runs.csv"
 SUPERSEDED_FILE = "superseded.csv"  # rows whose name now resolves to another configuration: kept, not reused
 EXECUTORS = ("local", "ray")
-KEY = ("dataset", "category", "variant", "profile", "overrides", "seed")
+KEY = ("dataset", "category", "config_id")  # a run IS its resolved configuration (seed included)
+LABELS = ("variant", "profile", "overrides", "seed")  # how it was asked for; several labels may name one run
 # What makes runs differ besides their seed: the summaries average over seeds within these.
 SETTING = ("dataset", "variant", "profile", "overrides", "data", "weights", "backbone", "image_size", "epochs")
 HEADLINE = ("image_auroc", "pixel_auroc", "aupro", "spro", "logical.image_auroc", "structural.image_auroc",
@@ -75,25 +79,6 @@ HEADLINE = ("image_auroc", "pixel_auroc", "aupro", "spro", "logical.image_auroc"
 # Our dataset names -> the paper's; metric keys -> the paper's metric names.
 PAPER_DATASETS = {"mvtec_ad": "MVTec", "mvtec_loco": "MVTec-LOCO", "btad": "BTAD", "mpdd": "MPDD", "visa": "VisA"}
 PAPER_METRICS = {"image_auroc": "I-AUROC", "pixel_auroc": "P-AUROC", "aupro": "P-AUPRO"}
-# Table 3's rows as variants (MVTec LOCO): row, and where its per-category values are printed.
-# Tables 21 and 3 agree that Table 21's λ_l = 0 and 0.5 columns are the local-only rows 1 and 6.
-ABLATIONS = {
-    "local_v": (1, 21, None, "λ_l = 0"),
-    "v_pgd": (2, 22, "λ_l = λ_g = 0.0", "L_pg^d"),
-    "v_pg": (3, 22, "λ_l = λ_g = 0.0", "L_pg"),
-    "v_pgd_lg": (4, 22, "λ_l = λ_g = 0.0", "L_pg^d; L_lg"),
-    "v_pg_lg": (5, 22, "λ_l = λ_g = 0.0", "L_pg; L_lg"),
-    "local_vd": (6, 21, None, "λ_l = 0.5"),
-    "vd_pgd": (7, 22, "λ_l = λ_g = 0.5", "L_pg^d"),
-    "vd_pg": (8, 22, "λ_l = λ_g = 0.5", "L_pg"),
-    "vd_pgd_lg": (9, 22, "λ_l = λ_g = 0.5", "L_pg^d; L_lg"),
-    "vd_pg_lg": (10, 22, "λ_l = λ_g = 0.5", "L_pg; L_lg"),
-}
-# Fig. 8's backbones as Table 23 names them ("Wide-ResNet100-2" is Wide-ResNet101-2: see paper.errata()).
-TABLE23_BACKBONES = {"resnet50": "ResNet50", "resnet152": "ResNet152", "wide_resnet50_2": "Wide-ResNet50-2",
-                     "wide_resnet101_2": "Wide-ResNet100-2"}
-
-
 @dataclass
 class Run:
     """One training and evaluation: what identifies it in runs.csv, and how to build its Config."""
@@ -110,24 +95,28 @@ class Run:
         return get_config(self.profile, self.variant, **self.overrides, seed=self.seed)
 
     def identity(self) -> dict:
-        """The KEY columns of this run's row."""
-        return dict(zip(KEY, (self.dataset, self.category, self.variant, self.profile,
-                              _overrides_text(self.overrides), self.seed)))
+        """The KEY columns of this run's row: what it is."""
+        return dict(zip(KEY, (self.dataset, self.category, config_id(self.config()))))
+
+    def labels(self) -> dict:
+        """The LABELS columns: how it was asked for."""
+        return dict(zip(LABELS, (self.variant, self.profile, _overrides_text(self.overrides), self.seed)))
+
+
+def config_id(cfg) -> str:
+    """A stable hash of every setting that can change a run's numbers (the seed too; not where it runs)."""
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in ("device", "num_workers")}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _key(values) -> tuple[str, ...]:
-    """A run's KEY values as text, alike whether they come from a Run or from runs.csv."""
+    """A run's KEY (or LABELS) values as text, alike whether they come from a Run or from runs.csv."""
     return tuple(str(v) for v in values)
 
 
 def _overrides_text(overrides: dict) -> str:
     """Overrides as canonical JSON ({} for none): part of a run's identity in runs.csv."""
     return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}, sort_keys=True)
-
-
-def _config_text(cfg) -> str:
-    """The resolved configuration as canonical JSON: a row of runs.csv is reused only for this exact one."""
-    return json.dumps(cfg.to_dict(), sort_keys=True)
 
 
 def data_kind(dataset: str) -> str:
@@ -152,9 +141,9 @@ def run_one(run: Run) -> dict:
     if detector.device.type == "cuda":
         device += f" ({torch.cuda.get_device_name(detector.device)})"
     return {
-        **run.identity(), "data": data_kind(run.dataset), "root": run.root, "weights": detector.weights_source,
+        **run.identity(), **run.labels(), "data": data_kind(run.dataset), "root": run.root, "weights": detector.weights_source,
         "backbone": cfg.backbone, "image_size": cfg.image_size, "epochs": cfg.epochs,
-        "config": _config_text(cfg), "device": device, "n_train": len(train_set),
+        "config": json.dumps(cfg.to_dict(), sort_keys=True), "device": device, "n_train": len(train_set),
         "n_validation": len(validation), "final_loss": history[-1]["total"], "train_s": trained - start,
         "eval_s": end - trained, "wall_s": end - start, "ulsad_version": __version__,
         "finished": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -224,35 +213,43 @@ def reproduce(dataset: str, root, categories=None, seeds=1, variants=("full",), 
         run.config()  # a bad variant or override fails here, before hours of training
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    previous = load_runs(out).reindex(columns=[*KEY, "config"])
-    made = {_key(row[:-1]): row[-1] for row in previous.itertuples(index=False)}
-    todo, stale = [], []
+    previous = load_runs(out).reindex(columns=[*KEY, *LABELS])
+    made = {_key(row[:len(KEY)]) for row in previous.itertuples(index=False)}
+    named = {_key(row[len(KEY):]): _key(row[:len(KEY)]) for row in previous.itertuples(index=False)}
+    todo, stale = {}, []
     for run in runs:
         key = _key(run.identity().values())
-        if made.get(key) != _config_text(run.config()):
-            todo.append(run)
-            if key in made:
-                stale.append(key)
+        if key not in made:
+            todo.setdefault(key, run)  # two names for one configuration: one run
+        old = named.get(_key(run.labels().values()))
+        if old is not None and old != key:
+            stale.append(old)
+    todo = list(todo.values())
     say = print if verbose else (lambda *a, **k: None)
     if stale:
         _supersede(out, stale)
         say(f"{len(stale)} runs in {os.path.relpath(out / RUNS_FILE)} were made with another configuration than their "
             f"name now gives (another version's defaults, e.g. another backbone): moved to "
-            f"{SUPERSEDED_FILE} and run again", flush=True)
+            f"{SUPERSEDED_FILE}", flush=True)
     say(f"{len(runs)} runs: {len(runs) - len(todo)} already in {os.path.relpath(out / RUNS_FILE)}, {len(todo)} to do "
         f"({executor}; {data_kind(dataset)}, profile {profile})", flush=True)
 
-    failures = []
+    failures, saved = [], 0
     results = _run_ray(todo, ray_address) if executor == "ray" else _run_local(todo)
-    for i, (run, row) in enumerate(results, 1):
-        what = f"[{i}/{len(todo)}] {run.category} {run.variant} seed {run.seed}"
-        if isinstance(row, Exception):
-            failures.append(f"{what}: {type(row).__name__}: {row}")
-            print(f"{what} FAILED: {row}", file=sys.stderr, flush=True)
-            continue
-        _append(out / RUNS_FILE, row)
-        say(f"{what}: image AUROC {row['image_auroc']:.4f} ({row['weights']} weights, {row['wall_s']:.0f} s)",
-            flush=True)
+    try:
+        for i, (run, row) in enumerate(results, 1):
+            what = f"[{i}/{len(todo)}] {run.category} {run.variant} seed {run.seed}"
+            if isinstance(row, Exception):
+                failures.append(f"{what}: {type(row).__name__}: {row}")
+                print(f"{what} FAILED: {row}", file=sys.stderr, flush=True)
+                continue
+            _append(out / RUNS_FILE, row)
+            saved += 1
+            say(f"{what}: image AUROC {row['image_auroc']:.4f} ({row['weights']} weights, {row['wall_s']:.0f} s)",
+                flush=True)
+    except KeyboardInterrupt:  # each finished run is already in runs.csv: say so, instead of a traceback
+        raise KeyboardInterrupt(f"{saved} of the {len(todo)} runs to do finished and are in {out / RUNS_FILE}; "
+                                f"rerun the same command to resume") from None
 
     all_runs = load_runs(out)
     for name, table in summarize(all_runs).items():
@@ -260,19 +257,49 @@ def reproduce(dataset: str, root, categories=None, seeds=1, variants=("full",), 
     if failures:
         raise RuntimeError(f"{len(failures)} of {len(todo)} runs failed (the others are in {out / RUNS_FILE}; "
                            f"run again to retry): " + "; ".join(failures))
-    keys = {_key(run.identity().values()) for run in runs}
-    mine = [_key(row) in keys for row in all_runs[list(KEY)].itertuples(index=False)]
-    return all_runs[mine].reset_index(drop=True)
+    by_key = {_key(row[list(KEY)]): row for _, row in all_runs.iterrows()}
+    return pd.DataFrame([{**by_key[_key(run.identity().values())], **run.labels()} for run in runs])
 
 
 def load_runs(out) -> pd.DataFrame:
-    """``out/runs.csv`` (an empty DataFrame when there is none); names stay text ("01" is a BTAD category)."""
+    """``out/runs.csv`` (an empty DataFrame when there is none); names stay text ("01" is a BTAD category).
+
+    Rows written before runs were identified by their configuration get their config_id from
+    their stored ``config``.
+    """
     path = Path(out) / RUNS_FILE
     if not path.is_file():
         return pd.DataFrame()
-    text = {c: str for c in ("dataset", "category", "variant", "profile", "overrides", "data", "root", "weights",
-                             "backbone", "config", "device")}
-    return pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""])
+    _check_intact(path)
+    text = {c: str for c in ("dataset", "category", "config_id", "variant", "profile", "overrides", "data", "root",
+                             "weights", "backbone", "config", "device")}
+    runs = pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""])
+    if "config_id" not in runs or runs["config_id"].isna().any():
+        ids = [config_id(Config.from_dict(json.loads(c))) for c in runs["config"]]
+        runs["config_id"] = runs["config_id"].fillna(pd.Series(ids)) if "config_id" in runs else ids
+    return runs
+
+
+def _check_intact(path: Path) -> None:
+    """runs.csv must be whole: every row ends and has the header's columns. Else one line naming the
+    file and how to keep its complete rows, not pandas' "Error tokenizing data" (which names no file),
+    and never a torn last row read as a finished run with empty metrics."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        text = ""  # damaged from the start
+    reader, width = csv.reader(io.StringIO(text), strict=True), 0
+    try:
+        width = len(next(reader, []))
+        torn = next((reader.line_num for row in reader if row and len(row) != width), None)
+    except csv.Error:  # a quoted field that never closes
+        torn = reader.line_num
+    if width and torn is None and text.endswith("\n"):
+        return
+    torn = max(torn or reader.line_num, 1)
+    keep = f"lines 2-{torn - 1} are complete runs: delete line {torn} and after to keep them, or " if torn > 2 else ""
+    raise ValueError(f"{path} is damaged from line {torn} on (a row cut short, e.g. by a full disk or an "
+                     f"interrupted copy): {keep}move the file away to start again")
 
 
 def _append(path: Path, row: dict) -> None:
@@ -323,15 +350,15 @@ def _paper_cell(dataset: str | None, category: str | None, variant: str, metric:
         return paper.PER_CATEGORY[(dataset, metric)], category, "ULSAD"
     if dataset != "MVTec-LOCO":
         return None
-    if variant in ABLATIONS:
-        row, n, block, column = ABLATIONS[variant]
-        if category is None:
-            return 3, row, metric
-        return n, category if block is None else (block, category), (column, metric)
-    backbone = TABLE23_BACKBONES.get(variant.removeprefix("backbone-"))
-    if variant.startswith("backbone-") and backbone and category is not None:
-        return 23, category, (backbone, metric)
-    return None
+    found = VARIANTS.get(variant)
+    if found is None:
+        return None
+    if category is None:
+        return (3, found.table3_row, metric) if found.table3_row else None
+    if found.per_category is None:
+        return None
+    n, block, column = found.per_category
+    return n, category if block is None else (block, category), (column, metric)
 
 
 def summarize(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -1,7 +1,9 @@
-"""Training (Algorithm 1) and calibration of the quantiles (Sec. 3.5).
+"""Training (Algorithm 1).
 
 θ is frozen and the images are not augmented, so θ's features are computed once
 per fit, normalised with the training set's statistics, and reused every epoch.
+The quantiles of Sec. 3.5 are then set on normal validation images
+(:meth:`ulsad.detector.ULSAD.calibrate`).
 """
 from __future__ import annotations
 
@@ -10,11 +12,11 @@ import time
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from . import maps
+from . import losses
 from .config import Config, get_config
+from .data import stack_images
 from .detector import ULSAD
 
 
@@ -35,57 +37,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def stack_images(data, batch_size: int = 32, num_workers: int = 0) -> torch.Tensor:
-    """All images of `data` as one N x 3 x S x S tensor.
-
-    `data` is a tensor of images, or a dataset whose items are image tensors or
-    dicts with an 'image' (as :func:`ulsad.data.load` gives).
-    """
-    if isinstance(data, torch.Tensor):
-        return data
-    if not isinstance(data, (Dataset, list, tuple)):
-        raise TypeError(f"expected an image tensor or a dataset of images, got {type(data).__name__}")
-    if len(data) == 0:
-        raise ValueError("the image set is empty")
-    batches = [b["image"] if isinstance(b, dict) else b
-               for b in DataLoader(data, batch_size=batch_size, num_workers=num_workers)]
-    return torch.cat(batches)
-
-
 @torch.no_grad()
-def feature_cache(detector: ULSAD, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """θ(X) for every training image, then μ and σ (float64) set on the detector and U normalised."""
-    u = torch.cat([detector.raw_features(detector.check_images(x)) for x in images.split(batch_size)])
-    var, mean = torch.var_mean(u.double(), dim=(0, 2, 3), correction=0)
-    detector.mu.copy_(mean)
-    # A channel that never varies (possible with a random θ) would divide by zero.
-    detector.sigma.copy_(var.sqrt().clamp_min(1e-6))
-    return detector.standardize(u)
-
-
-@torch.no_grad()
-def validation_maps(detector: ULSAD, images: torch.Tensor, batch_size: int):
-    """Raw M^l and M^g of normal validation images, on the CPU (M^g None without a global branch)."""
-    detector.eval()
-    local, global_ = [], []
-    for x in images.split(batch_size):
-        m_l, m_g = detector.raw_maps(x)
-        local.append(m_l.cpu())
-        if m_g is not None:
-            global_.append(m_g.cpu())
-    return torch.cat(local), torch.cat(global_) if global_ else None
-
-
-def calibrate(detector: ULSAD, validation, alpha: float | None = None, beta: float | None = None,
-              batch_size: int | None = None):
-    """Set q_α and q_β of both maps from normal validation images (Sec. 3.5)."""
-    cfg = detector.config
-    alpha = cfg.alpha if alpha is None else alpha
-    beta = cfg.beta if beta is None else beta
-    m_l, m_g = validation_maps(detector, stack_images(validation), batch_size or cfg.batch_size)
-    q = lambda m: maps.quantiles(m, alpha, beta, cfg.quantile_samples, cfg.seed)  # noqa: E731
-    detector.set_quantiles(q(m_l), None if m_g is None else q(m_g))
-    return detector
+def theta_features(detector: ULSAD, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """θ(X) of every image, before normalisation: computed once per fit."""
+    return torch.cat([detector.raw_features(x) for x in images.split(batch_size)])
 
 
 def fit(train, validation, config: Config | None = None, progress: bool = True):
@@ -95,6 +50,8 @@ def fit(train, validation, config: Config | None = None, progress: bool = True):
     with the mean of each loss term.
     """
     cfg = config or get_config()
+    if len(validation) == 0:  # checked now: calibration comes after the whole training
+        raise ValueError("calibrating the maps (Sec. 3.5) needs normal validation images, and none were given")
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     detector = ULSAD(cfg).to(device)
@@ -105,7 +62,10 @@ def fit(train, validation, config: Config | None = None, progress: bool = True):
     if len(images) < 2:
         raise ValueError(f"training needs at least 2 normal images (BatchNorm), got {len(images)}")
     images = detector.check_images(images)
-    u_cache = feature_cache(detector, images, cfg.batch_size)
+    u_raw = theta_features(detector, images, cfg.batch_size)
+    detector.set_feature_statistics(u_raw)  # Algorithm 1, line 4: μ and σ of the training set
+    u_cache = detector.standardize(u_raw)
+    del u_raw
 
     params = [p for m in (detector.frn, detector.global_ae) if m is not None for p in m.parameters()]
     optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -122,7 +82,7 @@ def fit(train, validation, config: Config | None = None, progress: bool = True):
             batches = batches[:-1]  # BatchNorm cannot normalise a batch of one 1 x 1 code
         for idx in batches:
             idx = idx.to(device)
-            terms = detector.losses(u_cache[idx], images[idx])
+            terms = losses.terms(detector(images[idx], u_cache[idx]), cfg)
             optimizer.zero_grad(set_to_none=True)
             terms["total"].backward()
             optimizer.step()
@@ -135,6 +95,6 @@ def fit(train, validation, config: Config | None = None, progress: bool = True):
         history.append(record)
         bar.set_postfix({k: f"{record[k]:.4f}" for k in ("L_pl", "L_pg", "L_lg")})
     detector.eval()
-    calibrate(detector, validation)
+    detector.calibrate(stack_images(validation), batch_size=cfg.batch_size)
     detector.extra["history"] = history
     return detector, history

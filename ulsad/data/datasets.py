@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from .errors import DataError
 from .images import IMAGE_SUFFIXES, image_tensor, open_image, read_mask
@@ -274,3 +274,20 @@ def _visa(root: Path, category: str, split: str) -> tuple[list[Sample], bool]:
 
 _LOADERS = {"mvtec_ad": _mvtec, "mvtec_loco": _loco, "btad": _btad, "mpdd": _mvtec,
             "visa": _visa, "synthetic": _loco, "folder": _folder}
+
+
+def stack_images(data, batch_size: int = 32, num_workers: int = 0) -> torch.Tensor:
+    """All images of `data` as one N x 3 x S x S tensor.
+
+    `data` is a tensor of images, or a dataset whose items are image tensors or
+    dicts with an 'image' (as :func:`load` gives).
+    """
+    if isinstance(data, torch.Tensor):
+        return data
+    if not isinstance(data, (Dataset, list, tuple)):
+        raise TypeError(f"expected an image tensor or a dataset of images, got {type(data).__name__}")
+    if len(data) == 0:
+        raise ValueError("the image set is empty")
+    batches = [b["image"] if isinstance(b, dict) else b
+               for b in DataLoader(data, batch_size=batch_size, num_workers=num_workers)]
+    return torch.cat(batches)

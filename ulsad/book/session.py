@@ -16,11 +16,12 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, data
-from .backbone import FeatureExtractor, describe_weights
-from .config import SYNTHETIC_SIZES, Config, default_profile, get_config
-from .detector import ULSAD
-from .train import fit, pick_device
+from .. import __version__, data
+from ..backbone import FeatureExtractor, describe_weights
+from ..config import SYNTHETIC_SIZES, Config, default_profile, get_config
+from ..detector import ULSAD
+from ..train import fit, pick_device
+
 
 def workdir() -> Path:
     """$ULSAD_HOME, else the repository holding this book (found from the current folder), else ~/ulsad."""

@@ -1,0 +1,77 @@
+"""The book's experiments with the baselines (ulsad.book.baseline_experiments): computed once, then read back."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from ulsad import baselines
+from ulsad.book import baseline_experiments as experiments
+from ulsad.book.session import setup
+
+pytest.importorskip("anomalib", reason="the baselines need the optional anomalib package (pip install anomalib)")
+
+
+@pytest.fixture
+def session(tmp_path, monkeypatch):
+    monkeypatch.setenv("ULSAD_HOME", str(tmp_path))
+    return setup("pegboard", profile="smoke", quiet=True)
+
+
+def padim_results(session, path):
+    return experiments.results(session.config, session.load, path, profile=session.profile,
+                               dataset=session.dataset, categories=["pegboard"], names=["padim"])
+
+
+def test_results_are_computed_once_then_read_back(session, tmp_path, monkeypatch):
+    path = tmp_path / "baselines.csv"
+    table = padim_results(session, path)
+    assert len(table) == 1 and 0 <= table.loc[0, "image_auroc"] <= 1
+    assert {"logical.image_auroc", "structural.aupro", "weights", "anomalib"} <= set(table.columns)
+    assert (table.loc[0, "profile"], table.loc[0, "data"]) == ("smoke", "synthetic")
+
+    monkeypatch.setattr(baselines, "build", lambda *a, **k: pytest.fail("recomputed a cached row"))
+    again = padim_results(session, path)
+    assert again.equals(table)
+
+
+def test_cached_rows_of_another_backbone_are_kept_but_never_reused(session, tmp_path):
+    path = tmp_path / "baselines.csv"
+    first = padim_results(session, path)
+    stale = first.assign(backbone="resnet18", weights="random", image_auroc=0.123)
+    pd.concat([stale, first.iloc[:0]]).to_csv(path, index=False)  # only the other backbone's row is cached
+    again = padim_results(session, path)
+    assert len(again) == 1 and again.loc[0, "backbone"] == "efficientnet_lite0"
+    assert again.loc[0, "image_auroc"] != 0.123
+    assert len(pd.read_csv(path)) == 2
+
+
+def test_efficiency_measures_every_method_once_then_reads_back(session, tmp_path, monkeypatch):
+    path = tmp_path / "efficiency.csv"
+
+    def measure():
+        return experiments.efficiency(session.config, session.load, path, (2,), profile=session.profile,
+                                      dataset=session.dataset, category="pegboard", repeats=1, ulsad_epochs=1,
+                                      n_query=2)
+
+    table = measure()
+    assert sorted(table["method"]) == ["padim", "patchcore", "ulsad"] and (table["n_train"] == 2).all()
+    assert (table["fit_s"] > 0).all() and (table["stored_bytes"] > 0).all()
+    assert (table["profile"] == "smoke").all() and (table["data"] == "synthetic").all()
+    monkeypatch.setattr(experiments, "_measure", lambda *a, **k: pytest.fail("measured a cached row again"))
+    assert measure().equals(table)
+
+
+def test_peak_rss_sees_memory_held_during_the_block():
+    import mmap
+
+    with experiments.peak_rss() as rss:
+        # 64 MiB of fresh pages, written: the allocator cannot serve them from memory it already holds
+        block = mmap.mmap(-1, 64 << 20)
+        block.write(b"\1" * (64 << 20))
+    assert rss["bytes"] >= 32 << 20
+    block.close()
+
+
+def test_normal_images_render_fresh_normal_images():
+    images = experiments.normal_images("pegboard", 3, 32)
+    assert images.shape == (3, 3, 32, 32) and 0 <= images.min() and images.max() <= 1
+    assert not images[0].equal(images[1])

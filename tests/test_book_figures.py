@@ -1,0 +1,68 @@
+"""The book's figures and the analysis behind them (ulsad.book): they draw what they are given, provenance included."""
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ulsad import metrics
+from ulsad.book import analysis, method_figures, result_figures
+from ulsad.evaluate import MAPS, TYPES, metric_key
+
+
+@pytest.fixture(autouse=True)
+def off_screen():
+    """Draw without a display, and close what was drawn."""
+    plt.switch_backend("agg")
+    yield
+    plt.close("all")
+
+
+def test_feature_pca_rgb_fits_on_one_set_and_colours_another():
+    torch.manual_seed(0)
+    train, test = torch.randn(4, 8, 5, 5), torch.randn(2, 8, 5, 5)
+    rgb, explained = analysis.feature_pca_rgb(test, fit_on=train)
+    assert rgb.shape == (2, 5, 5, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    assert (np.diff(explained) <= 0).all() and 0 < explained.sum() <= 1
+
+
+def test_rank_table_shares_the_better_rank_between_ties():
+    table = pd.DataFrame({"a": [90.0, 90.0, 80.0], "b": [70.0, 75.0, 60.0]}, index=["x", "y", "z"])
+    ranks = analysis.rank_table(table)
+    assert ranks["a"].tolist() == [1, 1, 3] and ranks["b"].tolist() == [2, 1, 3]
+    assert ranks.loc["y", "mean rank"] == 1
+
+
+def test_run_tables_average_seeds_per_category_then_add_the_mean():
+    keys = [metric_key(m, name) for m in ("image_auroc", "pixel_auroc", "aupro") for name in MAPS]
+    keys += [metric_key("image_auroc", name, t) for t in TYPES for name in MAPS]
+    runs = pd.DataFrame([{"category": c, "seed": s, **{k: v for k in keys}}
+                         for c, s, v in (("a", 0, 0.6), ("a", 1, 0.8), ("b", 0, 0.9))])
+    whole, by_type = analysis.run_tables(runs)
+    assert whole.shape == (3, 9) and by_type.shape == (3, 6)
+    assert whole.loc["a"].tolist() == pytest.approx([70] * 9) and whole.loc["mean"].tolist() == pytest.approx([80] * 9)
+
+
+def test_claim_effects_label_each_source_as_the_caller_says():
+    effects = pd.DataFrame({"claim": ["c", "c"], "pair": ["2 - 1", "4 - 3"], "metric": ["I-AUROC"] * 2,
+                            "ours": [1.0, -2.0], "paper": [0.5, 0.7]})
+    sources = {"ours": "ours (some data, some weights)", "paper": "paper (Table 3)"}
+    fig = result_figures.plot_claim_effects(effects, ["I-AUROC"], sources, note="where it came from")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == list(sources.values()) and fig._suptitle.get_text() == "where it came from"
+
+
+def test_pro_curves_are_the_curves_aupro_integrates():
+    rng = np.random.default_rng(0)
+    masks = rng.random((2, 8, 8)) < 0.2
+    maps = rng.random((2, 8, 8)) + masks
+    fig = method_figures.plot_pro_curves({"panel": {"map": (torch.from_numpy(masks), maps)}})
+    (line,) = fig.axes[0].get_lines()
+    fpr, pro = metrics.pro_curve(masks, maps, 0.3)
+    np.testing.assert_allclose(line.get_xdata(), fpr)
+    np.testing.assert_allclose(line.get_ydata(), pro)
+    assert f"({metrics.aupro(masks, maps, 0.3):.2f})" in line.get_label()
+
+
+def test_the_diagram_draws_without_data():
+    assert method_figures.plot_ulsad_diagram().axes

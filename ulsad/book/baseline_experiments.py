@@ -1,0 +1,204 @@
+"""The book's experiments with the baselines: Chapter 11's results table and Chapter 12's costs, both cached as CSV.
+
+They drive the anomalib adapter (:mod:`ulsad.baselines`) on the chapter's data,
+given explicitly: a configuration, ``load(split, category)`` returning a split
+(an :class:`ulsad.data.AnomalyDataset`), and the profile and dataset names that
+label each row. A row is reused when the CSV already holds one made with the same
+setting (profile, backbone, its weights, image size, anomalib version).
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import baselines, train
+from ..baselines import BASELINES, CORESET_RATIO, anomalib_version, ulsad_backbone
+from ..config import Config
+from ..data import stack_images
+from ..data.synth import render
+from ..detector import ULSAD
+
+
+def results(config: Config, load, path, *, profile: str, dataset: str, categories,
+            names=BASELINES, coreset_ratio: float = CORESET_RATIO) -> pd.DataFrame:
+    """One row per (baseline, category): the metrics of :func:`ulsad.baselines.evaluate` and how the row was made.
+
+    Rows already in the CSV at ``path`` made with the same setting are reused; the
+    others are computed (train split to fit, test split to score) and added. Rows of
+    other settings stay in the file but are neither reused nor returned.
+    """
+    path = Path(path)
+    version = anomalib_version()
+    backbone = ulsad_backbone(config)
+    everything = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["method", "category"])
+    setting = dict(profile=profile, backbone=config.backbone, weights=backbone[1],
+                   image_size=config.image_size, anomalib=version)
+    old = everything[_made_with(everything, setting)]
+    done = set(zip(old["method"], old["category"]))
+    rows = []
+    for category in categories:
+        for name in names:
+            if (name, category) in done:
+                continue
+            model = baselines.build(name, config, coreset_ratio, backbone)
+            start = time.perf_counter()
+            baselines.fit(model, stack_images(load("train", category)))
+            fit_s = time.perf_counter() - start
+            result = baselines.evaluate(model, load("test", category))
+            rows.append({"method": name, "category": category, **result, "fit_s": fit_s,
+                         "stored_bytes": baselines.stored_bytes(model), "data": dataset,
+                         "coreset_ratio": coreset_ratio if name == "patchcore" else None, **setting})
+    if rows:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.concat([everything, pd.DataFrame(rows)], ignore_index=True).to_csv(path, index=False)
+        everything = pd.read_csv(path)  # as a later call will read it back
+    return everything[_made_with(everything, setting)].reset_index(drop=True)
+
+
+def efficiency(config: Config, load, path, sizes, *, profile: str, dataset: str, category: str,
+               repeats: int = 3, fit_repeats: int = 1, ulsad_epochs: int = 2, n_query: int = 16,
+               threads: int = 1) -> pd.DataFrame:
+    """Chapter 12's measurements, one row per (method, training-set size), cached as CSV at ``path``.
+
+    For each size, every method is fitted on that many rendered normal images of the
+    synthetic ``category`` (ULSAD for ``ulsad_epochs`` epochs only; its time per epoch
+    is recorded) and scores ``n_query`` test images. Scoring times are medians of
+    ``repeats`` runs, fitting times of ``fit_repeats`` (wall clock); peak memory is
+    the largest increase of the process's resident set during a run
+    (:func:`peak_rss`). Everything runs on ``threads`` torch threads: on a shared
+    machine, threads waiting for each other at every small operation slow the
+    methods unevenly.
+    """
+    path = Path(path)
+    everything = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["method", "n_train"])
+    setting = dict(profile=profile, backbone=config.backbone, weights=ulsad_backbone(config)[1],
+                   image_size=config.image_size, anomalib=anomalib_version())
+    old = everything[_made_with(everything, setting)]
+    done = set(zip(old["method"], old["n_train"]))
+    todo = [(m, n) for n in sizes for m in ("ulsad", *BASELINES) if (m, n) not in done]
+    if not todo:
+        return old.reset_index(drop=True)
+
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        rows = _measure(config, load, category, sizes, todo, repeats, fit_repeats, ulsad_epochs, n_query,
+                        profile=profile, dataset=dataset)
+    finally:
+        torch.set_num_threads(previous_threads)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.concat([everything, pd.DataFrame(rows)], ignore_index=True).to_csv(path, index=False)
+    everything = pd.read_csv(path)
+    return everything[_made_with(everything, setting)].reset_index(drop=True)
+
+
+def _measure(cfg: Config, load, category, sizes, todo, repeats, fit_repeats, ulsad_epochs, n_query, *,
+             profile: str, dataset: str) -> list[dict]:
+    """The rows of :func:`efficiency` for the (method, size) pairs in ``todo``."""
+    train_all = normal_images(category, max(sizes), cfg.image_size)
+    validation = load("validation", category)
+    query = stack_images(load("test", category))[:n_query]
+    backbone = ulsad_backbone(cfg)
+    theta_params = sum(p.numel() for p in ULSAD(cfg.replace(weights="random")).theta.parameters())
+    rows = []
+    for method, n in todo:
+        images = train_all[:n]
+        short = cfg.replace(epochs=ulsad_epochs)
+        holder = {}
+
+        def fit_method():
+            if method == "ulsad":
+                holder["model"], holder["history"] = train.fit(images, validation, short, progress=False)
+            else:
+                holder["model"] = baselines.fit(baselines.build(method, cfg, CORESET_RATIO, backbone), images)
+
+        fit_times, fit_peak = _timed(fit_method, fit_repeats)
+        model = holder["model"]
+        if method == "ulsad":
+            score = lambda: [model.predict(b) for b in query.split(cfg.batch_size)]  # noqa: E731
+            learned = [p for m in (model.frn, model.global_ae) if m is not None for p in m.parameters()]
+            trained = sum(p.numel() for p in learned)
+            kept = sum(p.numel() * p.element_size() for p in learned)
+            epoch_s = float(np.median([h["seconds"] for h in holder["history"]]))
+        else:
+            score = lambda: baselines.predict(model, query, cfg.batch_size)  # noqa: E731
+            trained, kept, epoch_s = 0, baselines.stored_bytes(model), None
+        predict_times, predict_peak = _timed(score, repeats)
+        rows.append({"method": method, "n_train": n, "fit_s": float(np.median(fit_times)),
+                     "epochs_fitted": ulsad_epochs if method == "ulsad" else None, "epoch_s": epoch_s,
+                     "predict_ms_per_image": 1000 * float(np.median(predict_times)) / len(query),
+                     "fit_peak_rss_bytes": fit_peak, "predict_peak_rss_bytes": predict_peak,
+                     "backbone_params": theta_params, "trained_params": trained, "stored_bytes": kept,
+                     "repeats": repeats, "fit_repeats": fit_repeats, "category": category, "data": dataset,
+                     "weights": backbone[1], "profile": profile, "backbone": cfg.backbone,
+                     "image_size": cfg.image_size, "anomalib": anomalib_version(),
+                     "torch_threads": torch.get_num_threads()})
+    return rows
+
+
+def normal_images(category: str, n: int, image_size: int, seed: int = 1) -> torch.Tensor:
+    """``n`` fresh normal images of a synthetic category (N x 3 x S x S in [0, 1]), rendered in memory,
+    so a training set can grow beyond the committed split."""
+    images = [render(category, "good", np.random.default_rng([seed, i]), image_size)[0] for i in range(n)]
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+
+
+def _timed(run, repeats: int) -> tuple[list[float], int]:
+    """Wall seconds of ``repeats`` calls of ``run()``, and the largest peak RSS increase among them."""
+    seconds, peak = [], 0
+    for _ in range(repeats):
+        with peak_rss() as rss:
+            start = time.perf_counter()
+            run()
+            seconds.append(time.perf_counter() - start)
+        peak = max(peak, rss["bytes"])
+    return seconds, peak
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@contextmanager
+def peak_rss(every_s: float = 0.005):
+    """Yields a dict whose ``"bytes"`` is, after the block, the most resident memory the process held
+    above its level at the start (sampled from /proc every ``every_s``; Linux only)."""
+    result, done = {"bytes": 0}, threading.Event()
+    start = _rss()
+
+    def sample():
+        while not done.is_set():
+            result["bytes"] = max(result["bytes"], _rss() - start)
+            time.sleep(every_s)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield result
+    finally:
+        done.set()
+        thread.join()
+        result["bytes"] = max(result["bytes"], _rss() - start)
+
+
+def _made_with(table: pd.DataFrame, setting: dict) -> pd.Series:
+    """Which cached rows were made with exactly this setting (compared as text: the CSV may read 64 back as 64.0)."""
+    def text(value) -> str:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return str(value)
+        return str(int(number)) if number.is_integer() else str(number)
+
+    keep = pd.Series(True, index=table.index)
+    for column, value in setting.items():
+        keep &= table[column].map(text) == text(value) if column in table else False
+    return keep

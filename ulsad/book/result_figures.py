@@ -1,0 +1,251 @@
+"""The figures of chapters 9-13: the paper's tables, our runs beside them, ablations, baselines and costs.
+
+Every function takes tables (pandas) and returns the matplotlib Figure; which
+data, weights and runs a panel shows is the caller's to say (titles, labels,
+``note``), never written here.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ._figure_tools import add_note, column_labels
+from .analysis import rank_table
+
+
+def _mark_row(ax, rows, highlight: str | None) -> None:
+    """Frame the row of `highlight` (ULSAD) and make its label bold, so the eye finds it in every panel."""
+    rows = list(rows)
+    if highlight in rows:
+        i = rows.index(highlight)
+        ax.add_patch(plt.Rectangle((0, i), len(ax.get_xticks()), 1, fill=False, lw=2, ec="black", clip_on=False))
+        for label in ax.get_yticklabels():
+            if label.get_text() == highlight:
+                label.set_fontweight("bold")
+
+
+def _gap_heatmap(ax, table, highlight: str | None = "ULSAD", vmax: float = 15.0, cbar: bool = True) -> None:
+    """The printed values in the cells, coloured by how many points each lies below the best of its column.
+
+    Colouring by the gap rather than the value puts columns with different ranges
+    (MVTec LOCO in the 60s-80s, MVTec AD in the 90s) on one scale: dark is best.
+    """
+    import seaborn as sns
+
+    gap = table.max() - table
+    sns.heatmap(gap, annot=table.to_numpy(), fmt=".2f", cmap="YlGn_r", vmin=0, vmax=vmax, ax=ax, cbar=cbar,
+                linewidths=0.5, annot_kws={"fontsize": 7}, xticklabels=column_labels(table.columns),
+                cbar_kws={"label": "points below the column's best", "extend": "max"} if cbar else None)
+    ax.set(xlabel="", ylabel="")
+    _mark_row(ax, table.index, highlight)
+
+
+def plot_paper_table(table, title: str, highlight: str | None = "ULSAD", note: str | None = None) -> plt.Figure:
+    """A results table of the paper (methods x columns, percent): the values, and each method's rank per column.
+
+    Left: the values, coloured by the distance to the best of their column.
+    Right: the ranks (1 = best) and the mean rank over the columns.
+    """
+    import seaborn as sns
+
+    ranks = rank_table(table)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(4 + 1.3 * table.shape[1], 0.45 * len(table) + 2),
+                                      gridspec_kw={"width_ratios": [table.shape[1] + 1, ranks.shape[1]]})
+    _gap_heatmap(left, table, highlight)
+    left.set_title(title, fontsize=10)
+    text = ranks.map(lambda r: "" if np.isnan(r) else f"{r:.0f}")
+    text["mean rank"] = ranks["mean rank"].map(lambda r: f"{r:.1f}")
+    sns.heatmap(ranks, annot=text.to_numpy(), fmt="", cmap="YlGn_r", vmin=1, vmax=len(table), cbar=False,
+                linewidths=0.5, ax=right, annot_kws={"fontsize": 7}, xticklabels=column_labels(ranks.columns),
+                yticklabels=False)
+    right.set(title="rank (1 = best)", xlabel="", ylabel="")
+    _mark_row(right, ranks.index, highlight)
+    add_note(fig, note)
+    fig.tight_layout()
+    return fig
+
+
+def plot_table_panels(panels: dict, highlight: str | None = "ULSAD", note: str | None = None) -> plt.Figure:
+    """Several results tables (title -> methods x columns, percent) side by side, one heatmap each, same rows."""
+    first = next(iter(panels.values()))
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.5 + 0.9 * first.shape[1] * len(panels), 0.4 * len(first) + 2.2),
+                             squeeze=False)
+    for i, (ax, (title, table)) in enumerate(zip(axes[0], panels.items())):
+        _gap_heatmap(ax, table, highlight, cbar=i == len(panels) - 1)
+        ax.set_title(title, fontsize=10)
+        ax.tick_params(axis="x", labelrotation=45)
+        if i:
+            ax.set_yticklabels([])
+    add_note(fig, note)
+    fig.tight_layout()
+    return fig
+
+
+def plot_run_tables(whole, by_type, note: str | None = None) -> plt.Figure:
+    """Our per-category metrics (:func:`.analysis.run_tables`) as two heatmaps on the AUROC scale, 50 = chance."""
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, 2, figsize=(14, 0.5 * len(whole) + 2.2),
+                             gridspec_kw={"width_ratios": [whole.shape[1], by_type.shape[1] + 1]})
+    for ax, table, title, cbar in ((axes[0], whole, "whole test set", False),
+                                   (axes[1], by_type, "image AUROC per kind of anomaly", True)):
+        sns.heatmap(table, annot=True, fmt=".1f", cmap="RdYlGn", vmin=50, vmax=100, ax=ax, cbar=cbar,
+                    linewidths=0.5, annot_kws={"fontsize": 8}, xticklabels=column_labels(table.columns),
+                    cbar_kws={"label": "percent (50 = chance for AUROC)"} if cbar else None)
+        ax.set(title=title, xlabel="", ylabel="")
+        ax.tick_params(axis="y", labelrotation=0)
+        for x in range(3, table.shape[1], 3):  # separate the metrics (or kinds), each with its three maps
+            ax.axvline(x, color="white", lw=3)
+        ax.axhline(len(table) - 1, color="black", lw=1.5)  # the mean row below the categories
+    add_note(fig, note)
+    fig.tight_layout()
+    return fig
+
+
+def plot_run_times(runs, note: str | None = None) -> plt.Figure:
+    """Wall time per run of runs.csv: training and evaluation, stacked, one bar per category (and seed)."""
+    labels = [f"{c} (seed {s})" if runs["seed"].nunique() > 1 else c for c, s in zip(runs["category"], runs["seed"])]
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(runs) + 2))
+    ax.barh(labels, runs["train_s"] / 60, label="training (Algorithm 1)")
+    ax.barh(labels, runs["eval_s"] / 60, left=runs["train_s"] / 60, label="evaluation")
+    ax.invert_yaxis()
+    ax.set(xlabel="minutes", title="wall time per run")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)
+    add_note(fig, note)
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric_heatmaps(panels: dict, vmin: float = 50, vmax: float = 100, note: str | None = None) -> plt.Figure:
+    """Tables of percentages (title -> rows x metrics) side by side, the values written in the cells.
+
+    One colour scale for every panel, with 50 (chance for an AUROC) at the red end, so that a panel
+    of our runs and one of the paper's read alike.
+    """
+    import seaborn as sns
+
+    widths = [t.shape[1] + 1 for t in panels.values()]
+    rows = max(len(t) for t in panels.values())
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.5 + 0.85 * sum(widths), 0.38 * rows + 2.2),
+                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    for i, (ax, (title, table)) in enumerate(zip(axes[0], panels.items())):
+        last = i == len(panels) - 1
+        sns.heatmap(table.astype(float), annot=True, fmt=".1f", cmap="RdYlGn", vmin=vmin, vmax=vmax, ax=ax,
+                    cbar=last, linewidths=0.5, annot_kws={"fontsize": 8}, xticklabels=column_labels(table.columns),
+                    cbar_kws={"label": "percent (50 = chance for AUROC)"} if last else None)
+        ax.set_title(title, fontsize=10)
+        ax.set(xlabel="", ylabel="")
+        ax.tick_params(axis="x", labelrotation=45)
+    add_note(fig, note)
+    fig.tight_layout()
+    return fig
+
+
+def plot_claim_effects(effects, metrics, sources: dict, note: str | None = None) -> plt.Figure:
+    """The paper's ablation claims as paired differences: one row of panels per claim, one column per metric.
+
+    ``effects`` has columns claim, pair (e.g. "row 4 - row 2"), metric, and one column of
+    differences (percentage points) per source; ``sources`` maps those columns to their
+    legend labels, which say where each came from (e.g. our runs' data and weights, the
+    paper's table). A bar above 0 means the component helped in that pair of Table 3 rows.
+    """
+    claims = list(dict.fromkeys(effects["claim"]))
+    colours = ("tab:blue", "tab:gray", "tab:orange", "tab:green")
+    width = 0.8 / len(sources)
+    fig, axes = plt.subplots(len(claims), len(metrics), figsize=(3.6 * len(metrics), 2.4 * len(claims)),
+                             squeeze=False, sharey="row")
+    for (i, claim), (j, metric) in ((c, m) for c in enumerate(claims) for m in enumerate(metrics)):
+        ax = axes[i][j]
+        part = effects[(effects["claim"] == claim) & (effects["metric"] == metric)]
+        x = np.arange(len(part))
+        for k, (column, label) in enumerate(sources.items()):
+            ax.bar(x + (k - (len(sources) - 1) / 2) * width, part[column], width, label=label, color=colours[k])
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xticks(x, part["pair"], fontsize=7, rotation=20)
+        ax.set_title(f"{claim}\n{metric}", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="best")
+    for row in axes:
+        row[0].set_ylabel("difference (points)")
+    add_note(fig, note)
+    fig.tight_layout()
+    return fig
+
+
+def plot_alpha_beta(grid, metrics: dict, paper_point=(0.9, 0.995), note: str | None = None) -> plt.Figure:
+    """Fig. 7: one heatmap per metric over the (α, β) grid (percent), the paper's choice framed.
+
+    ``grid`` is :func:`ulsad.evaluate.alpha_beta_grid`'s table; ``metrics`` maps its columns to titles.
+    Cells with α ≥ β are empty: Eq. (9) needs q_α < q_β. The grid must hold the paper's point.
+    The colours are the difference to the paper's point (white), on a scale of at least ±5 points,
+    so that a spread of a tenth of a point does not look like a large one.
+    """
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    for ax, (column, title) in zip(axes[0], metrics.items()):
+        table = grid.pivot(index="alpha", columns="beta", values=column).astype(float) * 100
+        i, j = list(table.index).index(paper_point[0]), list(table.columns).index(paper_point[1])
+        centre = table.iloc[i, j]
+        half = max(5.0, np.nanmax(np.abs(table.to_numpy() - centre)))
+        sns.heatmap(table, annot=True, fmt=".1f", cmap="RdBu", center=centre, vmin=centre - half,
+                    vmax=centre + half, ax=ax, cbar=False, annot_kws={"fontsize": 8}, linewidths=0.5)
+        ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, lw=2.5, ec="black"))
+        spread = np.nanmax(table.to_numpy()) - np.nanmin(table.to_numpy())
+        ax.set_title(f"{title}\n(spread {spread:.1f} points; framed: the paper's α, β)", fontsize=9)
+        ax.set(xlabel="β", ylabel="α")
+    add_note(fig, note)
+    fig.tight_layout()
+    return fig
+
+
+def plot_lambda_curves(panels: dict, note: str | None = None) -> plt.Figure:
+    """Table 21: metrics against λ_l, one panel per source (title -> DataFrame indexed by λ_l, percent)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.4), squeeze=False)
+    for ax, (title, table) in zip(axes[0], panels.items()):
+        for column in table.columns:
+            ax.plot(table.index, table[column], marker="o", label=column)
+        ax.set(title=title, xlabel=r"$\lambda_l$ (weight of the direction term $l_d$)", ylabel="percent")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    add_note(fig, note)
+    fig.tight_layout()
+    return fig
+
+
+def plot_grouped_bars(panels: dict, ylim=(0, 100), note: str | None = None) -> plt.Figure:
+    """Fig. 8 style: one panel per source (title -> rows x metrics, percent), a group of bars per metric."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
+    for ax, (title, table) in zip(axes[0], panels.items()):
+        x = np.arange(table.shape[1])
+        width = 0.8 / len(table)
+        for k, (name, values) in enumerate(table.iterrows()):
+            ax.bar(x + (k - (len(table) - 1) / 2) * width, values.astype(float), width, label=str(name))
+        ax.set_xticks(x, column_labels(table.columns))
+        ax.set(title=title, ylabel="percent", ylim=ylim)
+        ax.axhline(50, color="black", lw=0.8, ls=":")  # chance for an AUROC
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7)
+    add_note(fig, note)
+    fig.tight_layout()
+    return fig
+
+
+def plot_cost_curves(table, panels: dict, labels: dict | None = None, note: str | None = None) -> plt.Figure:
+    """Measured costs against the training-set size, one line per method.
+
+    table: one row per (method, n_train) with the columns named in panels (column -> (title, log y)).
+    labels: method -> legend label.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.3), squeeze=False)
+    for ax, (column, (title, log)) in zip(axes[0], panels.items()):
+        for method, rows in table.sort_values("n_train").groupby("method", sort=False):
+            ax.plot(rows["n_train"], rows[column], marker="o", label=(labels or {}).get(method, method))
+        ax.set(title=title, xlabel="normal training images", xscale="log", yscale="log" if log else "linear")
+        ax.set_xticks(sorted(table["n_train"].unique()), [str(n) for n in sorted(table["n_train"].unique())])
+        ax.minorticks_off()
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    add_note(fig, note)
+    fig.tight_layout()
+    return fig
