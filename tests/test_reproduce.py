@@ -288,3 +288,25 @@ def test_ctrl_c_during_reproduce_keeps_the_finished_runs_says_so_and_exits_130(r
     assert load_runs(tmp_path)["seed"].tolist() == [0]
     monkeypatch.setattr("ulsad.reproduce.run_one", run_one)
     assert main(args) == 0 and sorted(load_runs(tmp_path)["seed"]) == [0, 1]
+
+
+def test_runs_of_several_categories_under_one_name_are_each_kept_and_reused(tmp_path, monkeypatch):
+    """The same variant on two categories is two runs: rerunning reuses both and supersedes neither."""
+    import json
+
+    import ulsad.reproduce as runner
+
+    made = []
+
+    def fake_run(run):
+        made.append(run.category)
+        return {**run.identity(), **run.labels(), "data": "SYNTHETIC", "root": run.root, "weights": "random",
+                "backbone": "efficientnet_lite0", "image_size": 64, "epochs": 1, "device": "cpu",
+                "config": json.dumps(run.config().to_dict(), sort_keys=True), "wall_s": 0.0, "image_auroc": 0.5}
+
+    monkeypatch.setattr(runner, "run_one", fake_run)
+    for _ in range(2):
+        runs = reproduce("synthetic", "data", ["a", "b"], seeds=1, out=tmp_path, **SMOKE)
+        assert sorted(runs["category"]) == ["a", "b"]
+    assert made == ["a", "b"]
+    assert not (tmp_path / "superseded.csv").exists() and len(load_runs(tmp_path)) == 2

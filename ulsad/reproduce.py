@@ -215,13 +215,14 @@ def reproduce(dataset: str, root, categories=None, seeds=1, variants=("full",), 
     out.mkdir(parents=True, exist_ok=True)
     previous = load_runs(out).reindex(columns=[*KEY, *LABELS])
     made = {_key(row[:len(KEY)]) for row in previous.itertuples(index=False)}
-    named = {_key(row[len(KEY):]): _key(row[:len(KEY)]) for row in previous.itertuples(index=False)}
+    # a run's name: its labels on its dataset and category (the first two KEY columns)
+    named = {_key((*row[:2], *row[len(KEY):])): _key(row[:len(KEY)]) for row in previous.itertuples(index=False)}
     todo, stale = {}, []
     for run in runs:
         key = _key(run.identity().values())
         if key not in made:
             todo.setdefault(key, run)  # two names for one configuration: one run
-        old = named.get(_key(run.labels().values()))
+        old = named.get(_key((run.dataset, run.category, *run.labels().values())))
         if old is not None and old != key:
             stale.append(old)
     todo = list(todo.values())
