@@ -1,0 +1,158 @@
+"""How hard is each synthetic category? Image AUROC of three detectors that need no training.
+
+    python benchmarks/synth_difficulty.py [--categories pegboard ...] [--image-size 128] [--seed 0] [--csv out.csv]
+
+ULSAD's claim is that a logical anomaly (a missing, extra or misplaced item)
+leaves every patch of the image normal: a patch memory such as PatchCore should
+then miss it, while a model of the whole image can catch it. A benchmark can
+only show what ULSAD's global branch is for if its logical anomalies behave like
+that. For each category this script generates the data set of the ``demo``
+profile (train / val / test sizes of ``ulsad.config.SYNTHETIC_SIZES["demo"]``)
+into a temporary folder, timing it, and reports, for normal test images vs
+logical and vs structural anomalies, the image AUROC of
+
+- **mean colour**: the distance of an image's mean RGB to the mean of the
+  training images' mean RGB (the baseline of ``benchmarks/synth_examples.py``);
+- **patch memory** (PatchCore without coreset): every stride-8 patch feature of
+  the training images in a bank; an image scores the largest distance of one of
+  its patches to its nearest bank patch;
+- **whole image**: the globally average-pooled features of an image; it scores
+  the distance to the nearest training image's descriptor.
+
+Features are θ's without channel reduction: ImageNet EfficientNet-Lite0's
+stride-8 and stride-16 stages, the latter resized to the former and
+concatenated (152 channels at S/8), as ``ulsad.backbone.FeatureExtractor`` does.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ulsad import data
+from ulsad.backbone import FeatureExtractor
+from ulsad.config import SYNTHETIC_SIZES
+from ulsad.metrics import image_auroc
+
+BACKBONE, LAYERS, CHANNELS = "efficientnet_lite0", ("layer2", "layer3"), 152  # 40 + 112: no reduction
+TYPES = ("logical", "structural")
+DETECTORS = ("mean colour", "patch memory", "whole image")
+COLUMNS = ("category", "type", *DETECTORS, "generation s")
+
+
+def feature_extractor() -> FeatureExtractor:
+    """θ with ImageNet weights and all 152 channels (c* = the channels of the two stages: reduction is a no-op)."""
+    return FeatureExtractor(BACKBONE, LAYERS, c_star=CHANNELS)
+
+
+@torch.no_grad()
+def features(extractor, images: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+    """N x 3 x S x S images in [0, 1] -> N x C x S/8 x S/8 features."""
+    return torch.cat([extractor(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+
+
+def mean_colour_scores(train: torch.Tensor, test: torch.Tensor) -> np.ndarray:
+    """Distance of each test image's mean RGB to the mean of the training images' mean RGB."""
+    centre = train.mean((2, 3)).mean(0)
+    return torch.linalg.vector_norm(test.mean((2, 3)) - centre, dim=1).numpy()
+
+
+def nearest_distances(queries: torch.Tensor, bank: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """Euclidean distance of each row of `queries` (Q x d) to its nearest row of `bank` (M x d).
+
+    torch.cdist finds the neighbour in chunks of queries (its fast matrix-product
+    form); the distance to that neighbour is then computed directly, so that a
+    query found in the bank scores exactly 0.
+    """
+    out = []
+    for q in queries.split(chunk):
+        nearest = torch.cdist(q, bank).argmin(1)
+        out.append(torch.linalg.vector_norm(q - bank[nearest], dim=1))
+    return torch.cat(out)
+
+
+def patch_memory_scores(train_features: torch.Tensor, test_features: torch.Tensor) -> np.ndarray:
+    """Max over an image's patches of the distance to the nearest patch of the full training bank."""
+    def patches(f):  # N x C x h x w -> N*h*w x C
+        return f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
+    n, _, h, w = test_features.shape
+    distances = nearest_distances(patches(test_features), patches(train_features))
+    return distances.reshape(n, h * w).amax(1).numpy()
+
+
+def whole_image_scores(train_features: torch.Tensor, test_features: torch.Tensor) -> np.ndarray:
+    """Distance of an image's average-pooled features to the nearest training image's."""
+    return nearest_distances(test_features.mean((2, 3)), train_features.mean((2, 3))).numpy()
+
+
+def category_rows(root: Path, category: str, extractor, image_size: int, seconds: float) -> list[dict]:
+    """One row per anomaly type: the three detectors' image AUROC, normal test images vs that type."""
+    train = data.stack_images(data.load("synthetic", root, category, "train", image_size=image_size))
+    test_set = data.load("synthetic", root, category, "test", image_size=image_size)
+    test = data.stack_images(test_set)
+    train_f, test_f = features(extractor, train), features(extractor, test)
+    scores = {"mean colour": mean_colour_scores(train, test),
+              "patch memory": patch_memory_scores(train_f, test_f),
+              "whole image": whole_image_scores(train_f, test_f)}
+    types, labels = np.array(test_set.types), np.array(test_set.labels)
+    rows = []
+    for kind in TYPES:
+        keep = (types == "good") | (types == kind)
+        rows.append({"category": category, "type": kind,
+                     **{name: image_auroc(labels[keep], s[keep]) for name, s in scores.items()},
+                     "generation s": seconds})
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    def cell(value):
+        return f"{value:.2f}" if isinstance(value, float) else str(value)
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cell(row[c]) for c in COLUMNS) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--categories", nargs="+", default=list(data.SYNTHETIC_CATEGORIES),
+                        choices=data.SYNTHETIC_CATEGORIES)
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--csv", type=Path, help="also write the table to this CSV file")
+    args = parser.parse_args(argv)
+    n_train, n_val, n_test = SYNTHETIC_SIZES["demo"]
+    extractor = feature_extractor()
+    start, rows = time.perf_counter(), []
+    with tempfile.TemporaryDirectory() as root:
+        for category in args.categories:
+            begin = time.perf_counter()
+            data.synth.generate(root, [category], seed=args.seed, image_size=args.image_size,
+                                n_train=n_train, n_val=n_val, n_test=n_test)
+            rows += category_rows(Path(root), category, extractor, args.image_size, time.perf_counter() - begin)
+            print(f"{category}: done", file=sys.stderr, flush=True)
+    print(markdown_table(rows))
+    print(f"\ncommand: python {' '.join(sys.argv if argv is None else [sys.argv[0], *argv])}")
+    print(f"data: seed {args.seed}, {args.image_size} px, demo sizes {n_train} / {n_val} / {n_test} "
+          f"(train / val / test); features: ImageNet {BACKBONE} {'+'.join(LAYERS)}, {CHANNELS} channels "
+          f"({extractor.weights_source})")
+    print(f"machine: {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, torch {torch.__version__}; "
+          f"date {datetime.date.today().isoformat()}; total {time.perf_counter() - start:.0f} s")
+    if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        with open(args.csv, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        print(f"csv: {args.csv}")
+
+
+if __name__ == "__main__":
+    main()
