@@ -186,3 +186,20 @@ def test_files_that_are_not_checkpoints_are_refused(tmp_path):
         ULSAD.load(tmp_path / "y.ckpt")
     with pytest.raises(FileNotFoundError, match="z.ckpt"):
         ULSAD.load(tmp_path / "z.ckpt")
+
+
+def test_a_callback_sees_every_epoch_and_cannot_change_the_result(smoke):
+    cfg = smoke.replace(epochs=3)
+    seen = []
+
+    def look(epoch, detector):
+        assert not detector.training
+        detector.calibrate(blobs(4, seed=1))  # what a learning curve does between epochs
+        seen.append(epoch)
+        return {"looked": epoch * 10}
+
+    plain, h1 = fit(blobs(8), blobs(4, seed=1), cfg, progress=False)
+    watched, h2 = fit(blobs(8), blobs(4, seed=1), cfg, progress=False, on_epoch=look)
+    assert seen == [1, 2, 3] and [h["looked"] for h in h2] == [10, 20, 30]
+    assert [h["total"] for h in h1] == [h["total"] for h in h2]
+    assert torch.equal(plain.q, watched.q)

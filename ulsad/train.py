@@ -43,11 +43,16 @@ def theta_features(detector: ULSAD, images: torch.Tensor, batch_size: int) -> to
     return torch.cat([detector.raw_features(x) for x in images.split(batch_size)])
 
 
-def fit(train, validation, config: Config | None = None, progress: bool = True):
+def fit(train, validation, config: Config | None = None, progress: bool = True, on_epoch=None):
     """Algorithm 1: train ψ and φ on normal images, then calibrate on normal validation images.
 
     Returns the detector (in eval mode) and the loss history, one dict per epoch
     with the mean of each loss term.
+
+    on_epoch(epoch, detector): called after every epoch with the detector in eval mode
+    (e.g. to calibrate and evaluate it, for learning curves); a dict it returns is added
+    to that epoch's record. Training resumes in train mode; the quantiles are set again
+    at the end, so a callback cannot change the result.
     """
     cfg = config or get_config()
     if len(validation) == 0:  # checked now: calibration comes after the whole training
@@ -92,6 +97,10 @@ def fit(train, validation, config: Config | None = None, progress: bool = True):
         schedule.step()
         record = {"epoch": epoch, **{k: float(v) / steps for k, v in sums.items()},
                   "seconds": time.perf_counter() - start}
+        if on_epoch is not None:
+            detector.eval()
+            record.update(on_epoch(epoch, detector) or {})
+            detector.train()
         history.append(record)
         bar.set_postfix({k: f"{record[k]:.4f}" for k in ("L_pl", "L_pg", "L_lg")})
     detector.eval()
