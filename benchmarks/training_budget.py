@@ -17,42 +17,23 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from ulsad import data, fit, get_config
+from ulsad import data, get_config
+from ulsad.book.learning_curves import learning_curve
 from ulsad.config import SYNTHETIC_SIZES
-from ulsad.evaluate import evaluate
-
-KEEP = ("image_auroc", "pixel_auroc", "aupro", "logical.image_auroc", "structural.image_auroc",
-        "local.image_auroc", "global.image_auroc", "local.pixel_auroc", "global.pixel_auroc")
 
 
-def learning_curve(category: str, root: Path, image_size: int, c_star: int, epochs: int, every: int) -> list[dict]:
-    """One fit, evaluated every `every` epochs: one row per evaluation."""
+
+def curve(category: str, root: Path, image_size: int, c_star: int, epochs: int, every: int) -> list[dict]:
+    """One fit of the `demo` profile at this size and c*, evaluated every `every` epochs."""
     cfg = get_config("demo", image_size=image_size, c_star=c_star, epochs=epochs)
     load = lambda split: data.load("synthetic", root, category, split, image_size=image_size)  # noqa: E731
-    train, validation, test = load("train"), load("validation"), load("test")
-    start, rows = time.perf_counter(), []
-
-    def look(epoch, detector):
-        if epoch % every and epoch != epochs:
-            return None
-        detector.calibrate(data.stack_images(validation))
-        result = evaluate(detector, test)
-        rows.append({"category": category, "image_size": image_size, "c_star": c_star, "epoch": epoch,
-                     "wall_s": time.perf_counter() - start, "weights": detector.weights_source,
-                     **{k: result[k] for k in KEEP}})
-        return None
-
-    _, history = fit(train, validation, cfg, progress=False, on_epoch=look)
-    losses = {h["epoch"]: h for h in history}
-    for row in rows:
-        row.update({k: losses[row["epoch"]][k] for k in ("L_pl", "L_pg", "L_lg", "total")})
-    return rows
+    return learning_curve(cfg, load("train"), load("validation"), load("test"), every,
+                          label={"category": category, "image_size": image_size, "c_star": c_star})
 
 
 def main() -> None:
@@ -77,7 +58,7 @@ def main() -> None:
                 if len(done) and ((done["category"] == category) & (done["image_size"] == size)
                                   & (done["c_star"] == c_star)).any():
                     continue
-                rows = learning_curve(category, root, size, c_star, args.epochs, args.every)
+                rows = curve(category, root, size, c_star, args.epochs, args.every)
                 done = pd.concat([done, pd.DataFrame(rows)], ignore_index=True)
                 done.to_csv(args.csv, index=False)
                 last = rows[-1]

@@ -373,6 +373,25 @@ def plot_loss_history(history, terms=("L_pl", "L_pg", "L_lg", "total"), note: st
     return fig
 
 
+def plot_learning_curves(curves, panels: dict, note: str | None = None) -> plt.Figure:
+    """Metrics against epochs, one panel per column of ``panels`` (column -> title), one line per run.
+
+    ``curves``: one row per evaluation, with ``epoch``, a ``run`` label and the panels' columns
+    (fractions are drawn in percent).
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2), squeeze=False)
+    for ax, (column, title) in zip(axes[0], panels.items()):
+        for run, rows in curves.groupby("run", sort=False):
+            values = rows[column] * (100 if column.endswith(("auroc", "aupro")) else 1)
+            ax.plot(rows["epoch"], values, marker=".", lw=1.2, label=run)
+        ax.set(title=title, xlabel="epoch")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    add_note(fig, note)
+    fig.tight_layout()
+    return fig
+
+
 def plot_score_histograms(scores, types, order=("good", "logical", "structural"), bins: int = 20,
                           title: str = "image scores (Eq. 10)", note: str | None = None) -> plt.Figure:
     """Histograms of image scores, one colour per image type (normal, logical, structural).
