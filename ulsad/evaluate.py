@@ -201,9 +201,9 @@ def load_defects(dataset, defects_config) -> list[list[tuple[np.ndarray, int]]]:
     defects = []
     for sample in dataset.samples:
         masks = []
+        expected = open_image(sample.path).size[::-1] if sample.masks else None  # (H, W), once per image
         for path in sample.masks:
             mask = np.asarray(open_image(path))
-            expected = open_image(sample.path).size[::-1]
             if mask.shape[:2] != expected:
                 raise DataError(f"{path}: mask of {mask.shape[1]} x {mask.shape[0]} px for the image {sample.path} "
                                 f"of {expected[1]} x {expected[0]} px; expected the image's size")
