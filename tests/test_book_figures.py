@@ -66,3 +66,20 @@ def test_pro_curves_are_the_curves_aupro_integrates():
 
 def test_the_diagram_draws_without_data():
     assert method_figures.plot_ulsad_diagram().axes
+
+
+def test_the_rules_figure_has_a_row_per_category_and_blank_cells_where_a_row_is_shorter():
+    image, mask = np.zeros((8, 8, 3)), np.zeros((8, 8), dtype=bool)
+    mask[2:4, 2:4] = True
+    fig = method_figures.plot_rules({"a": [("normal", image, mask * 0), ("one", image, mask)],
+                                     "b": [("normal", image, mask * 0)]}, note="synthetic")
+    shown = [ax.get_title() for ax in fig.axes if ax.axison]
+    assert shown == ["normal", "one", "normal"]
+
+
+def test_the_difficulty_figure_draws_one_bar_per_detector_category_and_type():
+    table = pd.DataFrame([{"category": c, "type": t, "mean colour": 0.5, "patch memory": 0.9, "whole image": 0.6}
+                          for c in ("a", "b") for t in ("logical", "structural")])
+    fig = method_figures.plot_difficulty(table)
+    assert [len(ax.patches) for ax in fig.axes[:2]] == [6, 6]
+    assert [p.get_height() for p in fig.axes[0].patches] == [0.5, 0.5, 0.9, 0.9, 0.6, 0.6]

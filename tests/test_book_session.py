@@ -25,6 +25,14 @@ def test_setup_makes_the_synthetic_benchmark_once_and_reports_what_it_uses(home,
     assert (session.root / "pegboard" / "train").stat().st_mtime_ns == stamp
 
 
+def test_a_copy_made_by_an_older_generator_is_made_again(home, monkeypatch):
+    session = setup("pegboard", profile="smoke", quiet=True)
+    stamp = (session.root / "pegboard" / "train").stat().st_mtime_ns
+    monkeypatch.setattr(data.synth, "GENERATOR_VERSION", data.synth.GENERATOR_VERSION + 1)
+    setup("pegboard", profile="smoke", quiet=True)
+    assert (session.root / "pegboard" / "train").stat().st_mtime_ns != stamp
+
+
 def test_a_real_dataset_is_used_when_the_environment_names_it(home, monkeypatch):
     monkeypatch.setenv("ULSAD_DATASET", "mvtec_loco")
     monkeypatch.setenv("ULSAD_DATA_ROOT", str(home / "missing"))

@@ -1,6 +1,7 @@
 """The reproduction runner: runs.csv, summaries beside the paper with their provenance, resume, Ray."""
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ import ulsad.train
 from ulsad import data, get_config, paper
 from ulsad.cli import main
 from ulsad.config import TABLE3
-from ulsad.reproduce import KEY, LABELS, config_id, load_runs, paper_value, reproduce, summarize
+from ulsad.reproduce import KEY, LABELS, config_id, load_runs, paper_value, reproduce, source_commit, summarize
 
 SMOKE = dict(profile="smoke", overrides={"weights": "random", "epochs": 1}, verbose=False)
 
@@ -62,6 +63,7 @@ def test_runs_csv_has_one_row_per_run_with_its_provenance(sweep):
     assert set(on_disk["data"]) == {"SYNTHETIC"} and set(on_disk["weights"]) == {"random"}
     assert set(on_disk["image_size"]) == {64} and set(on_disk["epochs"]) == {1} and set(on_disk["device"]) == {"cpu"}
     assert on_disk["image_auroc"].between(0, 1).all() and (on_disk["wall_s"] > 0).all()
+    assert set(on_disk["commit"]) == {source_commit()}
     local_only = on_disk[on_disk["variant"] == "local_vd"]
     assert local_only["global.image_auroc"].isna().all()  # Table 3 row 6 has no global branch
 
@@ -310,3 +312,15 @@ def test_runs_of_several_categories_under_one_name_are_each_kept_and_reused(tmp_
         assert sorted(runs["category"]) == ["a", "b"]
     assert made == ["a", "b"]
     assert not (tmp_path / "superseded.csv").exists() and len(load_runs(tmp_path)) == 2
+
+
+def test_the_source_commit_is_this_checkout_s_head_and_says_when_the_code_differs_from_it():
+    import re
+    import subprocess
+
+    head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                          cwd=Path(__file__).parent)
+    if head.returncode != 0:
+        assert source_commit() == "not a git checkout"
+    else:
+        assert re.fullmatch(head.stdout.strip() + r"(\+dirty)?", source_commit())

@@ -1,11 +1,14 @@
 """The synthetic benchmark: MVTec LOCO's layout, deterministic, with a mask for every anomaly."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from scipy import ndimage
 
 from ulsad.data import SYNTHETIC_CATEGORIES, DataError, load, synth
 
@@ -96,3 +99,101 @@ def test_impossible_image_size_or_counts_are_an_error(tmp_path, bad):
     with pytest.raises(DataError, match="cannot generate"):
         synth.generate(tmp_path, ["pegboard"], **{**dict(image_size=SIZE, **COUNTS), **bad})
     assert not (tmp_path / "pegboard").exists()
+
+
+OBJECTS = [c for c in SYNTHETIC_CATEGORIES if c != "brick_wall"]
+
+
+@pytest.mark.parametrize("category", OBJECTS)
+def test_normal_scenes_obey_their_rule_and_every_logical_rule_breaks_it(category):
+    for index in range(40):
+        assert synth.rule_holds(category, synth.scene(category, "good", np.random.default_rng([0, index])).facts)
+        for rule in synth.RULES[category]:
+            broken = synth.scene(category, "logical", np.random.default_rng([1, index]), rule)
+            assert not synth.rule_holds(category, broken.facts), (rule, broken.facts)
+
+
+def test_a_rule_a_category_does_not_have_is_an_error():
+    with pytest.raises(DataError, match="'reversed' is not a logical anomaly of pegboard; expected one of mismatch"):
+        synth.render("pegboard", "logical", np.random.default_rng(0), SIZE, rule="reversed")
+    with pytest.raises(DataError, match="with kind 'logical'"):
+        synth.render("bead_string", "good", np.random.default_rng(0), SIZE, rule="mismatch")
+
+
+def blobs(mask: np.ndarray) -> list[np.ndarray]:
+    """The connected regions of a mask, largest first."""
+    labels, n = ndimage.label(mask)
+    return sorted((labels == i for i in range(1, n + 1)), key=lambda b: -b.sum())
+
+
+def mean_colour(image: np.ndarray, region: np.ndarray) -> np.ndarray:
+    return image[region].astype(float).mean(0)
+
+
+# (category, rule) -> (masks, regions in each mask): what a broken rule marks
+MARKED = {("pegboard", "mismatch"): (1, 2),  # the top and the bottom well of one column
+          ("fruit_tray", "missing"): (1, 1), ("fruit_tray", "surplus"): (1, 1),  # the right compartment
+          ("cable_pair", "mismatch"): (1, 1),  # the right connector
+          ("cable_pair", "colour"): (1, 1), ("cable_pair", "missing"): (1, 1),  # the cable, or where it should be
+          ("bead_string", "mismatch"): (1, 2),  # the bead and its partner three places earlier
+          ("bead_string", "reversed"): (2, 2),  # the two outer pairs of the repeat
+          ("brick_wall", "turned"): (1, 1)}  # the turned patch
+
+
+def test_every_logical_rule_has_its_documented_masks():
+    assert set(MARKED) == {(c, r) for c in SYNTHETIC_CATEGORIES for r in synth.RULES[c]}
+
+
+@pytest.mark.parametrize(("category", "rule"), sorted(MARKED))
+def test_the_masks_of_a_broken_rule_cover_the_parts_that_break_it(category, rule):
+    n_masks, n_regions = MARKED[category, rule]
+    for index in range(6):
+        image, masks = synth.render(category, "logical", np.random.default_rng([2, index]), 128, rule=rule)
+        assert len(masks) == n_masks
+        for mask in masks:
+            regions = blobs(mask)
+            assert len(regions) == n_regions, (index, [r.sum() for r in regions])
+            centre_x = np.nonzero(mask)[1].mean() / 128
+            if category == "fruit_tray":  # the right compartment
+                assert centre_x > 0.6 and 0.1 < mask.mean() < 0.3
+            if (category, rule) == ("cable_pair", "mismatch"):  # the right connector
+                assert centre_x > 0.6 and 0.02 < mask.mean() < 0.08
+            if n_regions == 2:  # a broken pair: its two items differ in colour, and lie far apart
+                a, b = regions
+                assert np.abs(mean_colour(image, a) - mean_colour(image, b)).max() > 40
+                (ya, xa), (yb, xb) = ndimage.center_of_mass(a), ndimage.center_of_mass(b)
+                assert np.hypot(ya - yb, xa - xb) > 0.4 * 128
+
+
+def test_a_missing_cable_is_marked_where_a_cable_would_run():
+    image, masks = synth.render("cable_pair", "logical", np.random.default_rng(3), 128, rule="missing")
+    background = np.median(image.reshape(-1, 3), 0)
+    # nothing is drawn under the mask: it holds the background only
+    assert np.abs(mean_colour(image, masks[0]) - background).max() < 20
+
+
+@pytest.fixture(scope="module")
+def theta():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import synth_difficulty
+
+    return synth_difficulty, synth_difficulty.feature_extractor()
+
+
+@pytest.mark.parametrize("category", OBJECTS)
+def test_normal_images_cover_the_local_appearance_of_every_logical_anomaly(theta, category):
+    """A patch memory of normal images (ImageNet features, 128 px) finds every patch of a logical
+    anomaly about as near as the patches of a held-out normal image; structural damage is farther."""
+    sd, extractor = theta
+
+    def farthest_patch(kind, code, n):
+        images = [synth.render(category, kind, np.random.default_rng([0, code, i]), 128)[0] for i in range(n)]
+        batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+        return sd.patch_memory_scores(bank, sd.features(extractor, batch))
+
+    images = [synth.render(category, "good", np.random.default_rng([0, 0, i]), 128)[0] for i in range(100)]
+    bank = sd.features(extractor, torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255)
+    normal = np.percentile(farthest_patch("good", 1, 60), 99)
+    beyond = {kind: (farthest_patch(kind, code, 60) > normal).mean() for kind, code in (("logical", 2),
+                                                                                       ("structural", 3))}
+    assert beyond["logical"] <= 0.1 and beyond["structural"] >= 0.5, beyond

@@ -20,7 +20,8 @@ Files in ``out``:
   backbone's weights as ``detector.weights_source`` says: imagenet, random,
   file:NAME), ``backbone``, ``image_size``, ``epochs``, ``config`` (the full
   Config as JSON), ``device``, ``n_train``, ``n_validation``, ``final_loss``,
-  ``train_s``, ``eval_s``, ``wall_s``, ``ulsad_version``, ``finished``; then every
+  ``train_s``, ``eval_s``, ``wall_s``, ``ulsad_version``, ``commit`` (see
+  :func:`source_commit`), ``finished``; then every
   metric key of :mod:`ulsad.evaluate` (``image_auroc``, ``local.aupro``,
   ``logical.image_auroc``, ...) as fractions in [0, 1], empty where undefined.
 - ``summary_by_category.csv`` / ``.md`` and ``summary_by_dataset.csv`` / ``.md``:
@@ -47,11 +48,13 @@ from __future__ import annotations
 
 import csv
 import datetime
+import functools
 import hashlib
 import io
 import itertools
 import json
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -103,6 +106,22 @@ class Run:
         return dict(zip(LABELS, (self.variant, self.profile, _overrides_text(self.overrides), self.seed)))
 
 
+@functools.cache
+def source_commit() -> str:
+    """The git commit of the code that makes a result: "abc123def456", with "+dirty" when the package or
+    the benchmarks differ from it, or "not a git checkout" (an installed wheel: ``ulsad_version`` says it)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
+
+    head = git("rev-parse", "--short=12", "HEAD")
+    if head.returncode != 0:
+        return "not a git checkout"
+    dirty = git("status", "--porcelain", "--", "ulsad", "benchmarks").stdout.strip()
+    return head.stdout.strip() + ("+dirty" if dirty else "")
+
+
 def config_id(cfg) -> str:
     """A stable hash of every setting that can change a run's numbers (the seed too; not where it runs)."""
     settings = {k: v for k, v in cfg.to_dict().items() if k not in ("device", "num_workers")}
@@ -146,6 +165,7 @@ def run_one(run: Run) -> dict:
         "config": json.dumps(cfg.to_dict(), sort_keys=True), "device": device, "n_train": len(train_set),
         "n_validation": len(validation), "final_loss": history[-1]["total"], "train_s": trained - start,
         "eval_s": end - trained, "wall_s": end - start, "ulsad_version": __version__,
+        "commit": source_commit(),
         "finished": datetime.datetime.now().isoformat(timespec="seconds"),
         **result,
     }
@@ -273,7 +293,7 @@ def load_runs(out) -> pd.DataFrame:
         return pd.DataFrame()
     _check_intact(path)
     text = {c: str for c in ("dataset", "category", "config_id", "variant", "profile", "overrides", "data", "root",
-                             "weights", "backbone", "config", "device")}
+                             "weights", "backbone", "config", "device", "commit")}
     runs = pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""])
     if "config_id" not in runs or runs["config_id"].isna().any():
         ids = [config_id(Config.from_dict(json.loads(c))) for c in runs["config"]]

@@ -63,6 +63,56 @@ def plot_examples(rows, kinds, row_titles=None, show_masks: bool = True,
     return fig
 
 
+def plot_rules(rows: dict, note: str | None = None) -> plt.Figure:
+    """One row per category: a normal image, then one image per logical rule it can break.
+
+    rows: {category: [(title, image, mask), ...]}, rows of any length; masks
+    (S x S, empty for a normal image) are outlined in the logical anomalies' red.
+    """
+    n_cols = max(len(row) for row in rows.values())
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.9 * n_cols + 0.4, 1.95 * len(rows) + 0.5),
+                             squeeze=False, layout="constrained")
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for i, (category, row) in enumerate(rows.items()):
+        for j, (title, image, mask) in enumerate(row):
+            ax = axes[i, j]
+            ax.set_axis_on()
+            ax.imshow(to_numpy_image(image))
+            _show_mask(ax, mask, KIND_COLOURS["logical"])
+            ax.set_title(title, fontsize=9, color=KIND_COLOURS["logical"] if j else "black")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[i, 0].set_ylabel(category, fontsize=10)
+    add_note(fig, note)
+    return fig
+
+
+def plot_difficulty(table, detectors=("mean colour", "patch memory", "whole image"),
+                    note: str | None = None) -> plt.Figure:
+    """Image AUROC of training-free detectors per category, logical and structural side by side.
+
+    table: one row per (category, type) with a column per detector (fractions in [0, 1]).
+    """
+    types = ("logical", "structural")
+    categories = list(dict.fromkeys(table["category"]))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True, layout="constrained")
+    width = 0.8 / len(detectors)
+    x = np.arange(len(categories))
+    for ax, kind in zip(axes, types):
+        rows = table[table["type"] == kind].set_index("category").reindex(categories)
+        for k, detector in enumerate(detectors):
+            ax.bar(x + (k - (len(detectors) - 1) / 2) * width, rows[detector], width, label=detector)
+        ax.axhline(0.5, color="gray", linestyle="--", linewidth=1)
+        ax.set_xticks(x, categories, rotation=20, fontsize=9)
+        ax.set_title(f"normal vs {kind} anomalies", color=KIND_COLOURS[kind])
+        ax.set_ylim(0, 1)
+    axes[0].set_ylabel("image AUROC")
+    axes[1].legend(fontsize=8, loc="lower right")
+    add_note(fig, note)
+    return fig
+
+
 def plot_ulsad_diagram() -> plt.Figure:
     """The paper's Figure 2 as boxes and arrows: θ, the local branch ψ, the global branch φ, the losses.
 

@@ -94,7 +94,7 @@ def _synthetic_root(profile: str, image_size: int, category: str) -> Path:
     """The synthetic benchmark for a profile, generated once (a few seconds per category)."""
     root = workdir() / "data" / f"synthetic-{profile}"
     n_train, n_val, n_test = SYNTHETIC_SIZES[profile]
-    stamp = {"ulsad": __version__, "image_size": image_size, "sizes": [n_train, n_val, n_test], "seed": 0}
+    stamp = {"ulsad": __version__, "generator": data.synth.GENERATOR_VERSION, "image_size": image_size, "sizes": [n_train, n_val, n_test], "seed": 0}
     marker = root / f".{category}.json"
     if not (marker.is_file() and json.loads(marker.read_text()) == stamp and (root / category).is_dir()):
         data.synth.generate(root, [category], seed=0, image_size=image_size,

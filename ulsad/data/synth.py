@@ -1,28 +1,38 @@
 """A small synthetic benchmark of logical and structural anomalies, in MVTec LOCO's layout.
 
 It is the embedded default of the book: every chapter can run on it on any
-machine, without downloading anything. Four object categories obey logical
-rules of the kinds MVTec LOCO tests, and one texture category has an
+machine, without downloading anything. Four object categories obey a rule that
+relates parts of the scene lying far apart, and one texture category has an
 orientation rule:
 
-==============  ==================================================  ===================================
-category        rule of a normal image                              logical anomalies (mask)
-==============  ==================================================  ===================================
-``pegboard``    every one of the 12 wells holds exactly one peg      empty well, two pegs in a well (the well)
-``fruit_tray``  two oranges on the left, three nuts on the right     orange and nut swapped (both items),
-                                                                    one missing, one too many (the compartment)
-``cable_pair``  both connectors have k slots, cable colour says k    other k on the right (that connector),
-                (2 yellow, 3 blue, 4 red)                           wrong colour, no cable (the cable)
-``bead_string`` five beads in the order red-orange-yellow-green-blue two swapped (both), a repeated colour,
-                                                                    a missing bead (the bead)
-``brick_wall``  bricks run vertically                                a patch of horizontal bricks (the patch)
-==============  ==================================================  ===================================
+===============  ==================================================  ======================================
+category         rule of a normal image                              logical anomalies (``RULES``; mask)
+===============  ==================================================  ======================================
+``pegboard``     4 x 4 pegs, yellow or blue at random; in each        ``mismatch``: one column's top and
+                 column the bottom peg has the top peg's colour      bottom pegs differ (both wells)
+``fruit_tray``   1-3 oranges on the left, as many nuts on the right   ``missing``, ``surplus``: one nut too
+                 (each in any of four places)                        few or too many (the right compartment)
+``cable_pair``   both connectors have k slots (k = 2, 3, 4) and the   ``mismatch``: the right connector has
+                 cable's colour says k (2 yellow, 3 blue, 4 red)     another k (that connector); ``colour``:
+                                                                     wrong colour; ``missing``: no cable
+                                                                     (the cable, or where it would run)
+``bead_string``  six beads; the last three repeat the colours of      ``mismatch``: one bead of the repeat
+                 the first three (drawn at random)                   differs (it and its partner);
+                                                                     ``reversed``: the repeat runs backwards
+                                                                     (each broken pair, one mask each)
+``brick_wall``   bricks run vertically                               ``turned``: a patch of horizontal
+                                                                     bricks (the patch)
+===============  ==================================================  ======================================
 
-Every item of a logical anomaly looks like a normal item; only the rule is
-broken. Structural anomalies are local damage on an item (or anywhere on the
-texture): scratches, cracks, holes, stains and deformations. Normal images vary
-in position, rotation, item placement, colour, lighting and noise, so that no
-single template explains them.
+In the object categories every part of a logical anomaly, and every
+neighbourhood of parts, also occurs in normal images, because normal images
+draw the free parts at random (colours, counts, places, k): only the
+combination is new, so a memory of normal patches cannot see it, while
+``rule_holds`` decides it from the scene's facts. The texture's turned patch
+is visible locally; it is kept as the texture example. Structural anomalies
+are local damage on an item (or anywhere on the texture): scratches, cracks,
+holes, stains and deformations. Normal images also vary in position,
+rotation, lighting and noise, so that no single template explains them.
 
 Scenes are drawn with PIL at twice the image size and averaged down, which
 antialiases edges and masks alike. Every image has its own random generator,
@@ -42,6 +52,9 @@ from scipy import ndimage
 
 from .errors import DataError
 
+# Raised whenever the same seed draws other images, so that a copy made by an older generator is made again.
+# 2: rules that relate distant parts (issue 12); larger defects on small items.
+GENERATOR_VERSION = 2
 SYNTHETIC_CATEGORIES = ("pegboard", "fruit_tray", "cable_pair", "bead_string", "brick_wall")
 SUPERSAMPLE = 2  # draw at twice the size, then average 2 x 2 blocks
 MIN_MASK_PIXELS = 4  # a structural defect smaller than this (at the output size) is drawn again
@@ -68,6 +81,7 @@ class Scene:
     shapes: list[Shape]
     regions: list[list[Shape]] = field(default_factory=list)  # one mask per region (LOCO: one per defect)
     sites: list[tuple[np.ndarray, float]] = field(default_factory=list)  # (centre, radius) of items
+    facts: dict = field(default_factory=dict)  # what the rule is about: colours, counts, slots
 
 
 def _rotate(points, angle: float) -> np.ndarray:
@@ -110,94 +124,101 @@ def _ball(centre, radius: float, colour, rng) -> list[Shape]:
 
 
 # ---------------------------------------------------------------------------
-# The object categories: a normal scene, or one with a rule broken.
+# The object categories. Each rule relates parts of the scene that lie far
+# apart, and normal images draw every part at random within the rule, so that a
+# broken rule leaves each part, and each neighbourhood, as it appears in normal
+# images: only the combination is new.
 
-def _pegboard(rng, logical: bool) -> Scene:
-    """Rule: each of the 3 x 4 wells holds exactly one peg."""
+PEG_COLOURS = {"yellow": (235, 190, 45), "blue": (60, 115, 215)}
+
+
+def _pegboard(rng, rule: str | None) -> Scene:
+    """Rule: in each of the 4 columns of wells, the bottom peg has the colour of the top peg.
+
+    The two middle rows are free, so every peg and every neighbourhood of pegs
+    occurs in normal images; a broken pair is three wells apart.
+    """
     board = _jitter((196, 160, 110), rng)
-    peg = _jitter((235, 190, 45), rng, 8)
-    wells = [np.array([0.2 * (col - 1.5), 0.2 * (row - 1)]) for row in range(3) for col in range(4)]
-    counts = [1] * len(wells)
+    wells = [[np.array([0.2 * (col - 1.5), 0.2 * (row - 1.5)]) for col in range(4)] for row in range(4)]
+    colours = [list(rng.choice(list(PEG_COLOURS), 4)) for _ in range(4)]
+    colours[3] = list(colours[0])
     regions = []
-    if logical:
-        broken = rng.integers(len(wells))
-        counts[broken] = 0 if rng.random() < 0.5 else 2  # missing or surplus peg
-        regions = [[Shape(_rect(wells[broken], 0.16, 0.16), 255)]]
-    shapes = [Shape(_rect((0, 0), 0.88, 0.68), board)]
+    if rule == "mismatch":  # one pair: the top or the bottom peg takes the other colour
+        col, row = rng.integers(4), (0, 3)[rng.integers(2)]
+        colours[row][col] = "blue" if colours[row][col] == "yellow" else "yellow"
+        regions = [[Shape(_rect(wells[0][col], 0.17, 0.17), 255), Shape(_rect(wells[3][col], 0.17, 0.17), 255)]]
+    shapes = [Shape(_rect((0, 0), 0.88, 0.88), board)]
     sites = []
-    for well, count in zip(wells, counts):
-        shapes.append(Shape(_rect(well, 0.16, 0.16), _shade(board, 0.7)))
-        if count == 1:
-            offsets = [rng.uniform(-0.02, 0.02, 2)]
-        else:  # two pegs side by side, or none
-            offsets = [np.array([-0.03, -0.03]), np.array([0.03, 0.03])][:count]
-        for offset in offsets:
-            centre = well + offset
-            shapes += _ball(centre, 0.045, peg, rng)
+    for row in range(4):
+        for col in range(4):
+            shapes.append(Shape(_rect(wells[row][col], 0.16, 0.16), _shade(board, 0.7)))
+            peg = _jitter(PEG_COLOURS[colours[row][col]], rng, 8)
+            centre = wells[row][col] + rng.uniform(-0.02, 0.02, 2)
+            shapes += _ball(centre, 0.05, peg, rng)
             # an off-centre dimple shows each peg's rotation
-            dimple = centre + _rotate([[0.022, 0]], rng.uniform(0, 2 * np.pi))[0]
-            shapes.append(Shape(_ellipse(dimple, 0.009, 0.009), _shade(peg, 0.6)))
-            sites.append((centre, 0.045))
-    return Scene(_jitter((70, 70, 75), rng), shapes, regions, sites)
+            dimple = centre + _rotate([[0.025, 0]], rng.uniform(0, 2 * np.pi))[0]
+            shapes.append(Shape(_ellipse(dimple, 0.01, 0.01), _shade(peg, 0.6)))
+            sites.append((centre, 0.065))  # defects reach past the peg into its well
+    facts = {"top": colours[0], "bottom": colours[3]}
+    return Scene(_jitter((70, 70, 75), rng), shapes, regions, sites, facts)
 
 
-def _fruit_tray(rng, logical: bool) -> Scene:
-    """Rule: two oranges in the left compartment and three nuts in the right one."""
+def _fruit_tray(rng, rule: str | None) -> Scene:
+    """Rule: the right compartment holds as many nuts as the left one holds oranges (1, 2 or 3).
+
+    Each compartment has four places and the items take any of them, so each
+    compartment on its own looks normal whatever the anomaly: only the two counts
+    disagree. The oranges are the reference: the anomaly is a nut too few or too
+    many, and its mask is the right compartment.
+    """
     left, right = np.array([-0.22, 0.0]), np.array([0.22, 0.0])
-    orange_slots = [left + (0, y) for y in (-0.19, 0.0, 0.19)]
-    nut_slots = [right + (x, y) for x in (-0.09, 0.09) for y in (-0.14, 0.14)]
-    oranges = [orange_slots[i] for i in rng.permutation(3)[:2]]
-    nuts = [nut_slots[i] for i in rng.permutation(4)[:3]]
-    regions = []
-    if logical:
-        rule = ("swap", "missing", "surplus")[rng.integers(3)]
-        if rule == "swap":  # each item still looks normal, it is just in the wrong place
-            i, j = rng.integers(2), rng.integers(3)
-            oranges[i], nuts[j] = nuts[j], oranges[i]
-            regions = [[Shape(_ellipse(oranges[i], 0.095, 0.095), 255)], [Shape(_ellipse(nuts[j], 0.095, 0.095), 255)]]
-        else:
-            on_left = rng.random() < 0.5
-            if rule == "missing":
-                (oranges if on_left else nuts).pop()
-            elif on_left:
-                oranges = orange_slots
-            else:
-                nuts = nut_slots
-            regions = [[Shape(_rect(left if on_left else right, 0.38, 0.62), 255)]]
+    places = [(x, y) for y in (-0.15, 0.15) for x in (-0.09, 0.09)]
+    k = int(rng.integers(*{"missing": (2, 4), "surplus": (1, 3)}.get(rule, (1, 4))))  # counts stay in 1..3
+    oranges = [left + places[i] for i in rng.permutation(4)[:k]]
+    order = rng.permutation(4)
+    n_nuts, regions = k, []
+    if rule in ("missing", "surplus"):
+        n_nuts = k - 1 if rule == "missing" else k + 1
+        # no nut is the wrong one, the count of the compartment is
+        regions = [[Shape(_rect(right, 0.38, 0.62), 255)]]
+    nuts = [right + places[i] for i in order[:n_nuts]]
     tray = _jitter((175, 185, 195), rng, 8)
     shapes = [Shape(_rect((0, 0), 0.9, 0.72), tray),
               Shape(_rect(left, 0.38, 0.62), _shade(tray, 0.85)), Shape(_rect(right, 0.38, 0.62), _shade(tray, 0.85))]
     sites = []
     orange, nut = _jitter((240, 140, 30), rng, 10), _jitter((140, 95, 55), rng, 10)
     for slot in oranges:
-        centre = slot + rng.uniform(-0.012, 0.012, 2)
-        shapes += _ball(centre, 0.085, orange, rng)
-        leaf = centre + _rotate([[0.06, 0]], rng.uniform(0, 2 * np.pi))[0]
-        shapes.append(Shape(_ellipse(leaf, 0.02, 0.01, rng.uniform(0, np.pi)), (60, 120, 40)))
-        sites.append((centre, 0.085))
+        centre = slot + rng.uniform(-0.01, 0.01, 2)
+        shapes += _ball(centre, 0.075, orange, rng)
+        leaf = centre + _rotate([[0.05, 0]], rng.uniform(0, 2 * np.pi))[0]
+        shapes.append(Shape(_ellipse(leaf, 0.018, 0.009, rng.uniform(0, np.pi)), (60, 120, 40)))
+        sites.append((centre, 0.075))
     for slot in nuts:
-        centre, angle = slot + rng.uniform(-0.015, 0.015, 2), rng.uniform(0, np.pi)
+        centre, angle = slot + rng.uniform(-0.012, 0.012, 2), rng.uniform(0, np.pi)
         shapes.append(Shape(_ellipse(centre, 0.075, 0.05, angle), nut))
         shapes.append(Shape(_rotate([[-0.06, 0], [0.06, 0]], angle) + centre, _shade(nut, 0.6), 0.006))
         sites.append((centre, 0.065))
-    return Scene(_jitter((60, 58, 55), rng), shapes, regions, sites)
+    return Scene(_jitter((60, 58, 55), rng), shapes, regions, sites, {"oranges": len(oranges), "nuts": len(nuts)})
 
 
 CABLE_COLOURS = {2: (230, 200, 40), 3: (40, 90, 210), 4: (210, 50, 40)}
 
 
-def _cable_pair(rng, logical: bool) -> Scene:
-    """Rule: both connectors have the same number k of slots; the cable's colour encodes k."""
+def _cable_pair(rng, rule: str | None) -> Scene:
+    """Rule: both connectors have the same number k of slots; the cable's colour encodes k.
+
+    k is 2, 3 or 4 at random, so every connector and every cable colour occurs
+    in normal images; an anomaly pairs parts that never go together.
+    """
     k = int(rng.integers(2, 5))
-    k_right, colour, cable_present = k, CABLE_COLOURS[k], True
-    rule = ("mismatch", "colour", "missing")[rng.integers(3)] if logical else None
+    k_right, colour_k, cable_present = k, k, True
     if rule == "mismatch":
         k_right = int(rng.choice([n for n in CABLE_COLOURS if n != k]))
     elif rule == "colour":
-        colour = CABLE_COLOURS[int(rng.choice([n for n in CABLE_COLOURS if n != k]))]
+        colour_k = int(rng.choice([n for n in CABLE_COLOURS if n != k]))
     elif rule == "missing":
         cable_present = False
-    colour = _jitter(colour, rng, 10)
+    colour = _jitter(CABLE_COLOURS[colour_k], rng, 10)
     centres = [np.array([-0.3, rng.uniform(-0.1, 0.1)]), np.array([0.3, rng.uniform(-0.1, 0.1)])]
     angles = rng.uniform(-0.2, 0.2, 2)
     ends = [c + _rotate([[side * 0.07, 0]], a)[0] for c, a, side in zip(centres, angles, (1, -1))]
@@ -213,44 +234,45 @@ def _cable_pair(rng, logical: bool) -> Scene:
     regions = {"mismatch": [[Shape(_rect(centres[1], 0.15, 0.27, angles[1]), 255)]],
                "colour": [[Shape(cable, 255, 0.036)]], "missing": [[Shape(cable, 255, 0.036)]]}.get(rule, [])
     sites = [(centres[0], 0.12), (centres[1], 0.12)] + ([(cable[16], 0.05)] if cable_present else [])
-    return Scene(_jitter((85, 90, 95), rng), shapes, regions, sites)
+    facts = {"left slots": k, "right slots": k_right, "cable": colour_k if cable_present else None}
+    return Scene(_jitter((85, 90, 95), rng), shapes, regions, sites, facts)
 
 
 BEAD_COLOURS = [(210, 40, 40), (240, 140, 20), (235, 210, 40), (50, 160, 70), (40, 90, 200)]
 
 
-def _bead_string(rng, logical: bool) -> Scene:
-    """Rule: five beads on a string, from left to right red, orange, yellow, green, blue."""
-    string = _bezier((-0.47, 0), (0, rng.uniform(-0.12, 0.12)), (0.47, 0), n=48)
-    colours = list(range(5))
-    present = [True] * 5
-    marked = []  # the beads that break the rule, one mask each
-    if logical:
-        rule = ("swap", "repeat", "missing")[rng.integers(3)]
-        i, j = rng.permutation(5)[:2]
-        if rule == "swap":
-            colours[i], colours[j] = colours[j], colours[i]
-            marked = [i, j]
-        elif rule == "repeat":
-            colours[i] = colours[j]
-            marked = [i]
-        else:
-            present[i] = False
-            marked = [i]
+def _bead_string(rng, rule: str | None) -> Scene:
+    """Rule: six beads on a string, and the last three repeat the colours of the first three, in order.
+
+    The first three colours are drawn at random, so any bead next to any other
+    occurs in normal images; a broken repeat pairs beads three places apart.
+    """
+    string = _bezier((-0.49, 0), (0, rng.uniform(-0.12, 0.12)), (0.49, 0), n=48)
+    first = list(rng.integers(len(BEAD_COLOURS), size=3))
+    colours = first + first
+    if rule == "mismatch":  # one bead of the repeat takes another colour
+        i = 3 + int(rng.integers(3))
+        colours[i] = int(rng.choice([c for c in range(len(BEAD_COLOURS)) if c != colours[i]]))
+    elif rule == "reversed":  # the repeat runs backwards, so its two outer beads are out of place
+        while first[0] == first[2]:
+            first = list(rng.integers(len(BEAD_COLOURS), size=3))
+        colours = first + first[::-1]
     shapes = [Shape(string, (60, 50, 40), 0.008)]
     centres = []
-    for t in np.linspace(0.15, 0.85, 5) + rng.uniform(-0.015, 0.015, 5):
+    for t in np.linspace(0.07, 0.93, 6) + rng.uniform(-0.006, 0.006, 6):
         centres.append(string[int(round(t * (len(string) - 1)))])
     sites = []
-    for centre, colour, shown in zip(centres, colours, present):
-        if shown:
-            bead = _jitter(BEAD_COLOURS[colour], rng, 10)
-            # hexagonal beads, each turned at random, so that rotation varies item by item
-            shapes.append(Shape(_polygon(centre, 0.06, 6, rng.uniform(0, np.pi)), bead))
-            shapes.append(Shape(_ellipse(centre + (-0.02, -0.02), 0.015, 0.01, 0.8), _shade(bead, 1.3)))
-            sites.append((centre, 0.06))
-    regions = [[Shape(_ellipse(centres[i], 0.065, 0.065), 255)] for i in marked]
-    return Scene(_jitter((225, 220, 205), rng), shapes, regions, sites)
+    for centre, colour in zip(centres, colours):
+        bead = _jitter(BEAD_COLOURS[colour], rng, 10)
+        # hexagonal beads, each turned at random, so that rotation varies item by item
+        shapes.append(Shape(_polygon(centre, 0.07, 6, rng.uniform(0, np.pi)), bead))
+        shapes.append(Shape(_ellipse(centre + (-0.022, -0.022), 0.017, 0.011, 0.8), _shade(bead, 1.3)))
+        sites.append((centre, 0.085))  # defects reach past the bead onto the string
+    # a broken pair marks both of its beads: neither alone is wrong
+    broken = [i for i in range(3) if colours[i] != colours[i + 3]]
+    regions = [[Shape(_ellipse(centres[i], 0.076, 0.076), 255), Shape(_ellipse(centres[i + 3], 0.076, 0.076), 255)]
+               for i in broken]
+    return Scene(_jitter((225, 220, 205), rng), shapes, regions, sites, {"colours": colours})
 
 
 def _draw_scene(scene: Scene, rng, width: int) -> tuple[np.ndarray, list[np.ndarray], list[tuple]]:
@@ -323,7 +345,7 @@ def _brick_wall(rng, logical: bool, width: int) -> tuple[np.ndarray, list[np.nda
     # the photograph is dark (mean 0.44): a colour brighter than white gives bricks of a natural brightness
     colour = (np.array([300, 170, 130]) + rng.uniform(-20, 20, 3)).astype(np.float32)
     canvas = np.minimum(gray[..., None] / 255 * colour, 255)
-    sites = [(*rng.uniform(0.2, 0.8, 2) * width, 0.08 * width) for _ in range(4)]
+    sites = [(*rng.uniform(0.2, 0.8, 2) * width, 0.1 * width) for _ in range(4)]
     return canvas, masks, sites
 
 
@@ -360,17 +382,17 @@ def _scratch(window, x, y, r, rng):
     heading = rng.uniform(0, 2 * np.pi)
     length = rng.uniform(1.5, 2.5) * r
     start = np.array([x, y]) - 0.5 * length * np.array([np.cos(heading), np.sin(heading)])
-    alpha = _stroke(window.shape, _walk(start, heading, 6, length / 6, 0.12, rng), 0.12 * r)
+    alpha = _stroke(window.shape, _walk(start, heading, 6, length / 6, 0.12, rng), 0.18 * r)
     colour = (235, 235, 228) if rng.random() < 0.5 else (35, 30, 28)
     return _blend(window, 0.85 * alpha, colour), alpha > 0.5
 
 
 def _crack(window, x, y, r, rng):
     path = _walk(np.array([x, y]) + rng.uniform(-0.4, 0.4, 2) * r, rng.uniform(0, 2 * np.pi), 10, 0.25 * r, 0.7, rng)
-    alpha = _stroke(window.shape, path, 0.08 * r)
+    alpha = _stroke(window.shape, path, 0.12 * r)
     if rng.random() < 0.5:  # a branch from the middle
         branch = _walk(path[5], rng.uniform(0, 2 * np.pi), 5, 0.2 * r, 0.7, rng)
-        alpha = np.maximum(alpha, _stroke(window.shape, branch, 0.08 * r))
+        alpha = np.maximum(alpha, _stroke(window.shape, branch, 0.12 * r))
     return _blend(window, 0.9 * alpha, (25, 20, 18)), alpha > 0.5
 
 
@@ -467,16 +489,56 @@ def _light(image: np.ndarray, rng) -> np.ndarray:
     return np.clip(np.round(image * light[..., None] * cast + noise), 0, 255).astype(np.uint8)
 
 
-def render(category: str, kind: str, rng, image_size: int = 256) -> tuple[np.ndarray, list[np.ndarray]]:
+# The logical rules a category can break, and the check of each category's rule on a scene's facts.
+RULES = {"pegboard": ("mismatch",), "fruit_tray": ("missing", "surplus"),
+         "cable_pair": ("mismatch", "colour", "missing"), "bead_string": ("mismatch", "reversed"),
+         "brick_wall": ("turned",)}
+_RULE_HOLDS = {
+    "pegboard": lambda f: f["top"] == f["bottom"],
+    "fruit_tray": lambda f: f["oranges"] == f["nuts"],
+    "cable_pair": lambda f: f["left slots"] == f["right slots"] == f["cable"],
+    "bead_string": lambda f: f["colours"][:3] == f["colours"][3:],
+}
+
+
+def rule_holds(category: str, facts: dict) -> bool:
+    """Whether an object scene's facts (``Scene.facts``) obey its category's rule.
+
+    It reads only what the scene shows (colours, counts, slots), not how the
+    scene was drawn: it is the check that every logical anomaly can be decided
+    from the whole image, and that no normal image breaks the rule.
+    """
+    return bool(_RULE_HOLDS[category](facts))
+
+
+def scene(category: str, kind: str, rng, rule: str | None = None) -> Scene:
+    """The scene of one object image: ``kind`` is ``good``, ``logical`` or ``structural``.
+
+    A logical scene breaks ``rule`` (one of ``RULES[category]``), drawn at random when None.
+    """
+    if kind == "logical" and rule is None:
+        rule = RULES[category][rng.integers(len(RULES[category]))]
+    if rule is not None and (kind != "logical" or rule not in RULES[category]):
+        raise DataError(f"rule {rule!r} is not a logical anomaly of {category}; expected one of "
+                        f"{', '.join(RULES[category])} with kind 'logical'")
+    return _SCENES[category](rng, rule)
+
+
+def render(category: str, kind: str, rng, image_size: int = 256,
+           rule: str | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
     """One image of ``category`` (uint8, S x S x 3) and its masks (bool, S x S; none when normal).
 
-    ``kind`` is ``good``, ``logical`` or ``structural``.
+    ``kind`` is ``good``, ``logical`` or ``structural``; a logical image breaks
+    ``rule`` (one of ``RULES[category]``), drawn at random when None.
     """
     width = image_size * SUPERSAMPLE
     if category == "brick_wall":
+        if rule not in (None, "turned") or (rule and kind != "logical"):
+            raise DataError(f"rule {rule!r} is not a logical anomaly of brick_wall; expected 'turned' "
+                            f"with kind 'logical'")
         canvas, masks, sites = _brick_wall(rng, kind == "logical", width)
     else:
-        canvas, masks, sites = _draw_scene(_SCENES[category](rng, kind == "logical"), rng, width)
+        canvas, masks, sites = _draw_scene(scene(category, kind, rng, rule), rng, width)
     if kind == "structural":
         canvas, mask = _damage(canvas, sites, rng, SUPERSAMPLE)
         masks = [mask]
