@@ -324,3 +324,19 @@ def test_the_source_commit_is_this_checkout_s_head_and_says_when_the_code_differ
         assert source_commit() == "not a git checkout"
     else:
         assert re.fullmatch(head.stdout.strip() + r"(\+dirty)?", source_commit())
+
+
+def test_runs_on_images_of_another_generator_are_made_again_and_kept_aside(sweep, root, tmp_path, counted_fit,
+                                                                           monkeypatch):
+    _, out = sweep
+    assert set(load_runs(out)["data_version"]) == {f"synthetic-v{data.synth.GENERATOR_VERSION}"}
+    shutil.copytree(out, tmp_path / "redrawn")
+    shutil.copytree(root, tmp_path / "images")
+    monkeypatch.setattr(data.synth, "GENERATOR_VERSION", data.synth.GENERATOR_VERSION + 1)
+    data.synth.generate(tmp_path / "images", ["pegboard"], image_size=64, n_train=16, n_val=8, n_test=24)
+    runs = reproduce("synthetic", tmp_path / "images", ["pegboard"], seeds=1, variants=["full"],
+                     out=tmp_path / "redrawn", **SMOKE)
+    assert counted_fit == [0]
+    assert set(runs["data_version"]) == {f"synthetic-v{data.synth.GENERATOR_VERSION}"}
+    superseded = pd.read_csv(tmp_path / "redrawn" / "superseded.csv")
+    assert list(superseded["data_version"]) == [f"synthetic-v{data.synth.GENERATOR_VERSION - 1}"]

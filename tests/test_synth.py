@@ -197,3 +197,10 @@ def test_normal_images_cover_the_local_appearance_of_every_logical_anomaly(theta
     beyond = {kind: (farthest_patch(kind, code, 60) > normal).mean() for kind, code in (("logical", 2),
                                                                                        ("structural", 3))}
     assert beyond["logical"] <= 0.1 and beyond["structural"] >= 0.5, beyond
+
+
+def test_each_category_records_what_made_it(benchmark, tmp_path):
+    assert synth.stamp(benchmark, "pegboard") == {
+        "generator": synth.GENERATOR_VERSION, "seed": 0, "image_size": SIZE,
+        "counts": {"train": 4, "validation": 2, "good": 3, "logical": 2, "structural": 2}}
+    assert synth.stamp(tmp_path, "pegboard") is None  # nothing there, or made before the stamps

@@ -16,7 +16,9 @@ Files in ``out``:
   (delete it, or the file, to run it again). When the name has come to mean
   another configuration (a new default backbone, say), the row moves to
   ``superseded.csv`` and the run is made again. Columns:
-  those six; ``data`` (SYNTHETIC or the real dataset), ``root``, ``weights`` (the
+  those six; ``data`` (SYNTHETIC or the real dataset), ``data_version`` (which
+  generator drew synthetic images: part of ``config_id``, so that runs on images
+  of an older generator are superseded, not reused), ``root``, ``weights`` (the
   backbone's weights as ``detector.weights_source`` says: imagenet, random,
   file:NAME), ``backbone``, ``image_size``, ``epochs``, ``config`` (the full
   Config as JSON), ``device``, ``n_train``, ``n_validation``, ``final_loss``,
@@ -99,7 +101,15 @@ class Run:
 
     def identity(self) -> dict:
         """The KEY columns of this run's row: what it is."""
-        return dict(zip(KEY, (self.dataset, self.category, config_id(self.config()))))
+        return dict(zip(KEY, (self.dataset, self.category, config_id(self.config(), self.data_version()))))
+
+    def data_version(self) -> str:
+        """For the synthetic benchmark, the generator that drew the images ("synthetic-v2", or
+        "synthetic-unstamped" for a copy older than the stamps); "" for a real dataset, which does not change."""
+        if self.dataset != "synthetic":
+            return ""
+        made_by = data.synth.stamp(self.root, self.category)
+        return f"synthetic-v{made_by['generator']}" if made_by else "synthetic-unstamped"
 
     def labels(self) -> dict:
         """The LABELS columns: how it was asked for."""
@@ -122,9 +132,12 @@ def source_commit() -> str:
     return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
-def config_id(cfg) -> str:
-    """A stable hash of every setting that can change a run's numbers (the seed too; not where it runs)."""
+def config_id(cfg, data_version: str = "") -> str:
+    """A stable hash of every setting that can change a run's numbers (the seed too; not where it runs),
+    and of the version of generated data (``Run.data_version``): other images make another run."""
     settings = {k: v for k, v in cfg.to_dict().items() if k not in ("device", "num_workers")}
+    if data_version:
+        settings["data_version"] = data_version
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -160,7 +173,8 @@ def run_one(run: Run) -> dict:
     if detector.device.type == "cuda":
         device += f" ({torch.cuda.get_device_name(detector.device)})"
     return {
-        **run.identity(), **run.labels(), "data": data_kind(run.dataset), "root": run.root, "weights": detector.weights_source,
+        **run.identity(), **run.labels(), "data": data_kind(run.dataset), "data_version": run.data_version(),
+        "root": run.root, "weights": detector.weights_source,
         "backbone": cfg.backbone, "image_size": cfg.image_size, "epochs": cfg.epochs,
         "config": json.dumps(cfg.to_dict(), sort_keys=True), "device": device, "n_train": len(train_set),
         "n_validation": len(validation), "final_loss": history[-1]["total"], "train_s": trained - start,
@@ -250,7 +264,7 @@ def reproduce(dataset: str, root, categories=None, seeds=1, variants=("full",), 
     if stale:
         _supersede(out, stale)
         say(f"{len(stale)} runs in {os.path.relpath(out / RUNS_FILE)} were made with another configuration than their "
-            f"name now gives (another version's defaults, e.g. another backbone): moved to "
+            f"name now gives (another version's defaults, e.g. another backbone, or images of another generator): moved to "
             f"{SUPERSEDED_FILE}", flush=True)
     say(f"{len(runs)} runs: {len(runs) - len(todo)} already in {os.path.relpath(out / RUNS_FILE)}, {len(todo)} to do "
         f"({executor}; {data_kind(dataset)}, profile {profile})", flush=True)
@@ -293,7 +307,7 @@ def load_runs(out) -> pd.DataFrame:
         return pd.DataFrame()
     _check_intact(path)
     text = {c: str for c in ("dataset", "category", "config_id", "variant", "profile", "overrides", "data", "root",
-                             "weights", "backbone", "config", "device", "commit")}
+                             "weights", "backbone", "config", "device", "commit", "data_version")}
     runs = pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""])
     if "config_id" not in runs or runs["config_id"].isna().any():
         ids = [config_id(Config.from_dict(json.loads(c))) for c in runs["config"]]

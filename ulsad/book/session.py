@@ -7,7 +7,6 @@ runnable alone on a fresh kernel. Files go under :func:`workdir` (``data/``,
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import warnings
@@ -91,15 +90,16 @@ class Session:
 
 
 def _synthetic_root(profile: str, image_size: int, category: str) -> Path:
-    """The synthetic benchmark for a profile, generated once (a few seconds per category)."""
+    """The synthetic benchmark for a profile, generated once (a few seconds per category), and again
+    when what is on disk was made by another generator or with other sizes."""
     root = workdir() / "data" / f"synthetic-{profile}"
     n_train, n_val, n_test = SYNTHETIC_SIZES[profile]
-    stamp = {"ulsad": __version__, "generator": data.synth.GENERATOR_VERSION, "image_size": image_size, "sizes": [n_train, n_val, n_test], "seed": 0}
-    marker = root / f".{category}.json"
-    if not (marker.is_file() and json.loads(marker.read_text()) == stamp and (root / category).is_dir()):
+    made_by = data.synth.stamp(root, category) or {}
+    wanted = {"generator": data.synth.GENERATOR_VERSION, "seed": 0, "image_size": image_size,
+              "counts": data.synth.split_counts(n_train, n_val, n_test)}
+    if made_by != wanted:
         data.synth.generate(root, [category], seed=0, image_size=image_size,
                             n_train=n_train, n_val=n_val, n_test=n_test)
-        marker.write_text(json.dumps(stamp))
     return root
 
 

@@ -42,6 +42,7 @@ regenerated on its own, and the same seed always gives the same bytes.
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ from .errors import DataError
 # Raised whenever the same seed draws other images, so that a copy made by an older generator is made again.
 # 2: rules that relate distant parts (issue 12); larger defects on small items.
 GENERATOR_VERSION = 2
+STAMP_FILE = ".synthetic.json"  # in each category folder: the generator version, seed, size and counts that made it
 SYNTHETIC_CATEGORIES = ("pegboard", "fruit_tray", "cable_pair", "bead_string", "brick_wall")
 SUPERSAMPLE = 2  # draw at twice the size, then average 2 x 2 blocks
 MIN_MASK_PIXELS = 4  # a structural defect smaller than this (at the output size) is drawn again
@@ -554,8 +556,9 @@ def generate(root, categories=None, seed: int = 0, image_size: int = 256,
     ``n_test`` test images, a third each logical and structural anomalies and
     the rest ``test/good``; ``ground_truth/<type>/<NNN>/000.png`` (and
     ``001.png``... when a rule is broken in two places) holds the masks, 255 on
-    the anomaly. A category folder that exists is replaced; each is written to
-    a temporary folder first, so an interrupted run leaves no half category.
+    the anomaly; ``.synthetic.json`` records what made the category (``stamp``).
+    A category folder that exists is replaced; each is written to a temporary
+    folder first, so an interrupted run leaves no half category.
     """
     root = Path(root)
     categories = list(SYNTHETIC_CATEGORIES if categories is None else categories)
@@ -567,9 +570,7 @@ def generate(root, categories=None, seed: int = 0, image_size: int = 256,
         raise DataError(f"cannot generate {image_size} px images with n_train={n_train}, n_val={n_val}, "
                         f"n_test={n_test}; expected image_size >= {MIN_IMAGE_SIZE}, n_train and n_val >= 1 "
                         f"and n_test >= 3 (a third each good, logical, structural)")
-    n_anomalous = n_test // 3
-    counts = {"train": n_train, "validation": n_val, "good": n_test - 2 * n_anomalous,
-              "logical": n_anomalous, "structural": n_anomalous}
+    counts = split_counts(n_train, n_val, n_test)
     root.mkdir(parents=True, exist_ok=True)
     for category in categories:
         scratch = root / f".{category}.partial"
@@ -578,9 +579,27 @@ def generate(root, categories=None, seed: int = 0, image_size: int = 256,
             folder, kind, code = _SPLITS[split]
             _write_split(scratch / folder, category, kind, count, [seed, SYNTHETIC_CATEGORIES.index(category), code],
                          image_size)
+        made_by = {"generator": GENERATOR_VERSION, "seed": seed, "image_size": image_size, "counts": counts}
+        (scratch / STAMP_FILE).write_text(json.dumps(made_by, sort_keys=True) + "\n")
         shutil.rmtree(root / category, ignore_errors=True)
         scratch.rename(root / category)
     return root
+
+
+def split_counts(n_train: int, n_val: int, n_test: int) -> dict[str, int]:
+    """Images per split: the test set is a third each logical and structural anomalies, the rest normal."""
+    n_anomalous = n_test // 3
+    return {"train": n_train, "validation": n_val, "good": n_test - 2 * n_anomalous,
+            "logical": n_anomalous, "structural": n_anomalous}
+
+
+def stamp(root, category: str) -> dict | None:
+    """What made ``root/category`` (``generate``'s stamp), or None when it carries none (an older generator)."""
+    path = Path(root) / category / STAMP_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _write_split(folder: Path, category: str, kind: str, count: int, seed: list[int], image_size: int) -> None:
