@@ -83,3 +83,11 @@ def test_chapters_name_no_path_of_the_machine(home, capsys, monkeypatch):
     out = capsys.readouterr()
     assert str(home) not in out.out and "UserWarning: a warning from the package" in out.err
     assert __file__ not in out.err
+
+
+def test_a_session_s_run_id_is_the_one_reproduce_gives_its_run(home):
+    from ulsad.reproduce import Run
+
+    session = setup("pegboard", profile="smoke", quiet=True)
+    run = Run("synthetic", str(session.root), "pegboard", "local_vd", 0, "smoke")
+    assert session.run_id("local_vd") == run.identity()["config_id"] != session.run_id("full")

@@ -4,7 +4,8 @@ They drive the anomalib adapter (:mod:`ulsad.baselines`) on the chapter's data,
 given explicitly: a configuration, ``load(split, category)`` returning a split
 (an :class:`ulsad.data.AnomalyDataset`), and the profile and dataset names that
 label each row. A row is reused when the CSV already holds one made with the same
-setting (profile, backbone, its weights, image size, anomalib version).
+setting (profile, backbone, its weights, image size, anomalib version, and for
+the synthetic benchmark the generator that drew the images).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from .. import baselines, train
 from ..baselines import BASELINES, CORESET_RATIO, anomalib_version, ulsad_backbone
 from ..config import Config
 from ..data import stack_images
-from ..data.synth import render
+from ..data.synth import GENERATOR_VERSION, render
 from ..detector import ULSAD
 
 
@@ -39,7 +40,7 @@ def results(config: Config, load, path, *, profile: str, dataset: str, categorie
     backbone = ulsad_backbone(config)
     everything = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["method", "category"])
     setting = dict(profile=profile, backbone=config.backbone, weights=backbone[1],
-                   image_size=config.image_size, anomalib=version)
+                   image_size=config.image_size, anomalib=version, data_version=_data_version(dataset))
     old = everything[_made_with(everything, setting)]
     done = set(zip(old["method"], old["category"]))
     rows = []
@@ -79,7 +80,8 @@ def efficiency(config: Config, load, path, sizes, *, profile: str, dataset: str,
     path = Path(path)
     everything = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["method", "n_train"])
     setting = dict(profile=profile, backbone=config.backbone, weights=ulsad_backbone(config)[1],
-                   image_size=config.image_size, anomalib=anomalib_version())
+                   image_size=config.image_size, anomalib=anomalib_version(),
+                   data_version=_data_version("synthetic"))  # its images are rendered here
     old = everything[_made_with(everything, setting)]
     done = set(zip(old["method"], old["n_train"]))
     todo = [(m, n) for n in sizes for m in ("ulsad", *BASELINES) if (m, n) not in done]
@@ -139,7 +141,7 @@ def _measure(cfg: Config, load, category, sizes, todo, repeats, fit_repeats, uls
                      "repeats": repeats, "fit_repeats": fit_repeats, "category": category, "data": dataset,
                      "weights": backbone[1], "profile": profile, "backbone": cfg.backbone,
                      "image_size": cfg.image_size, "anomalib": anomalib_version(),
-                     "torch_threads": torch.get_num_threads()})
+                     "data_version": _data_version("synthetic"), "torch_threads": torch.get_num_threads()})
     return rows
 
 
@@ -187,6 +189,11 @@ def peak_rss(every_s: float = 0.005):
         done.set()
         thread.join()
         result["bytes"] = max(result["bytes"], _rss() - start)
+
+
+def _data_version(dataset: str) -> str:
+    """The synthetic generator's version (a chapter's session regenerates older copies), "" for real data."""
+    return f"synthetic-v{GENERATOR_VERSION}" if dataset == "synthetic" else ""
 
 
 def _made_with(table: pd.DataFrame, setting: dict) -> pd.Series:

@@ -19,6 +19,7 @@ from .. import __version__, data
 from ..backbone import FeatureExtractor, describe_weights
 from ..config import SYNTHETIC_SIZES, Config, default_profile, get_config
 from ..detector import ULSAD
+from ..reproduce import Run
 from ..train import fit, pick_device
 
 
@@ -49,6 +50,12 @@ class Session:
 
     def variant_config(self, variant: str = "full") -> Config:
         return get_config(self.profile, None if variant == "full" else variant, **self.overrides)
+
+    def run_id(self, variant: str = "full") -> str:
+        """The ``config_id`` that ``reproduce`` gives this session's run of ``variant``: configuration and data."""
+        overrides = {k: v for k, v in self.overrides.items() if k != "seed"}
+        return Run(self.dataset, str(self.root), self.category, variant, self.config.seed, self.profile,
+                   overrides).identity()["config_id"]
 
     @property
     def synthetic(self) -> bool:
