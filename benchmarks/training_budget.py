@@ -4,8 +4,10 @@ For each category and setting (image size, c*), one `fit` of up to `--epochs`
 epochs; every `--every` epochs the detector is calibrated on the validation split
 and evaluated on the test split (image AUROC, pixel AUROC, AUPRO, per map and
 anomaly type), beside the three loss terms of that epoch and the wall time so far.
-One CSV row per (category, setting, epoch); the runs are resumed from the CSV, so
-an interrupted study goes on where it stopped.
+One CSV row per (category, setting, epoch), with the generator version of the
+images and the commit of the code; the runs are resumed from the CSV, so an
+interrupted study goes on where it stopped. Rows made on images of another
+generator version move to ``<csv>-superseded.csv`` and are run again.
 
     python benchmarks/training_budget.py --categories pegboard cable_pair \
         --settings 128:96 128:152 --epochs 200 --every 10 --csv results/synthetic-demo/training-budget/curves.csv
@@ -25,7 +27,9 @@ import torch
 from ulsad import data, get_config
 from ulsad.book.learning_curves import learning_curve
 from ulsad.config import SYNTHETIC_SIZES
+from ulsad.reproduce import source_commit
 
+DATA_VERSION = f"synthetic-v{data.synth.GENERATOR_VERSION}"
 
 
 def curve(category: str, root: Path, image_size: int, c_star: int, epochs: int, every: int) -> list[dict]:
@@ -33,7 +37,8 @@ def curve(category: str, root: Path, image_size: int, c_star: int, epochs: int, 
     cfg = get_config("demo", image_size=image_size, c_star=c_star, epochs=epochs)
     load = lambda split: data.load("synthetic", root, category, split, image_size=image_size)  # noqa: E731
     return learning_curve(cfg, load("train"), load("validation"), load("test"), every,
-                          label={"category": category, "image_size": image_size, "c_star": c_star})
+                          label={"category": category, "image_size": image_size, "c_star": c_star,
+                                 "data_version": DATA_VERSION, "commit": source_commit()})
 
 
 def main() -> None:
@@ -48,6 +53,15 @@ def main() -> None:
     settings = [tuple(int(v) for v in s.split(":")) for s in args.settings]
     args.csv.parent.mkdir(parents=True, exist_ok=True)  # before hours of training, not after
     done = pd.read_csv(args.csv) if args.csv.is_file() else pd.DataFrame()
+    if len(done):
+        current = done["data_version"] == DATA_VERSION if "data_version" in done else pd.Series(False, done.index)
+        if not current.all():
+            aside = args.csv.with_name(args.csv.stem + "-superseded.csv")
+            old = pd.concat([pd.read_csv(aside), done[~current]]) if aside.is_file() else done[~current]
+            old.to_csv(aside, index=False)
+            done = done[current]
+            done.to_csv(args.csv, index=False)
+            print(f"# {int((~current).sum())} rows made on images of another generator moved to {aside}")
     n_train, n_val, n_test = SYNTHETIC_SIZES["demo"]
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
     for size in sorted({s for s, _ in settings}):
