@@ -72,6 +72,18 @@ def test_a_checkpoint_of_another_configuration_is_retrained(home, monkeypatch):
     assert calls and len(history) == 2
 
 
+def test_a_checkpoint_trained_on_images_of_another_generator_is_retrained(home, monkeypatch, capsys):
+    session = setup("pegboard", profile="smoke", quiet=True, epochs=1)
+    trained_detector(session, progress=False)
+    monkeypatch.setattr(data.synth, "GENERATOR_VERSION", data.synth.GENERATOR_VERSION + 1)
+    redrawn = setup("pegboard", profile="smoke", quiet=True, epochs=1)  # makes the images again
+    calls = []
+    monkeypatch.setattr("ulsad.book.session.fit", lambda *a, **k: calls.append(1) or train.fit(*a, **k))
+    detector, _ = trained_detector(redrawn, progress=False)
+    assert calls and "trained on other images" in capsys.readouterr().out
+    assert detector.extra["data_version"] == f"synthetic-v{data.synth.GENERATOR_VERSION}"
+
+
 def test_chapters_name_no_path_of_the_machine(home, capsys, monkeypatch):
     """Committed outputs travel: setup prints the data folder relative to the chapter, warnings without file paths."""
     import warnings

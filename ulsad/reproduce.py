@@ -104,16 +104,20 @@ class Run:
         return dict(zip(KEY, (self.dataset, self.category, config_id(self.config(), self.data_version()))))
 
     def data_version(self) -> str:
-        """For the synthetic benchmark, the generator that drew the images ("synthetic-v2", or
-        "synthetic-unstamped" for a copy older than the stamps); "" for a real dataset, which does not change."""
-        if self.dataset != "synthetic":
-            return ""
-        made_by = data.synth.stamp(self.root, self.category)
-        return f"synthetic-v{made_by['generator']}" if made_by else "synthetic-unstamped"
+        return data_version(self.dataset, self.root, self.category)
 
     def labels(self) -> dict:
         """The LABELS columns: how it was asked for."""
         return dict(zip(LABELS, (self.variant, self.profile, _overrides_text(self.overrides), self.seed)))
+
+
+def data_version(dataset: str, root, category: str) -> str:
+    """For the synthetic benchmark, the generator that drew the images ("synthetic-v2", or
+    "synthetic-unstamped" for a copy older than the stamps); "" for a real dataset, which does not change."""
+    if dataset != "synthetic":
+        return ""
+    made_by = data.synth.stamp(root, category)
+    return f"synthetic-v{made_by['generator']}" if made_by else "synthetic-unstamped"
 
 
 @functools.cache

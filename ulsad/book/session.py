@@ -19,7 +19,7 @@ from .. import __version__, data
 from ..backbone import FeatureExtractor, describe_weights
 from ..config import SYNTHETIC_SIZES, Config, default_profile, get_config
 from ..detector import ULSAD
-from ..reproduce import Run
+from ..reproduce import Run, data_version
 from ..train import fit, pick_device
 
 
@@ -50,6 +50,10 @@ class Session:
 
     def variant_config(self, variant: str = "full") -> Config:
         return get_config(self.profile, None if variant == "full" else variant, **self.overrides)
+
+    def data_version(self, category: str | None = None) -> str:
+        """Which generator drew the synthetic images ("" for real data): a detector trained on others is stale."""
+        return data_version(self.dataset, self.root, category or self.category)
 
     def run_id(self, variant: str = "full") -> str:
         """The ``config_id`` that ``reproduce`` gives this session's run of ``variant``: configuration and data."""
@@ -149,7 +153,8 @@ def setup(category: str = "pegboard", profile: str | None = None, quiet: bool = 
 
 def trained_detector(session: Session, variant: str = "full", retrain: bool = False,
                      progress: bool = True, category: str | None = None):
-    """The detector of an earlier chapter if its checkpoint matches the configuration, else a new one.
+    """The detector of an earlier chapter if its checkpoint matches the configuration and was trained on
+    the same images (the synthetic generator's version), else a new one.
 
     Returns (detector, history); the history is the one saved with the checkpoint.
     """
@@ -161,9 +166,13 @@ def trained_detector(session: Session, variant: str = "full", retrain: bool = Fa
         except ValueError as e:  # written by another version of the package
             print(f"not reusing {path}: {e}; training a new detector")
         else:
-            if detector.config == cfg:
+            same_images = detector.extra.get("data_version") == session.data_version(category)
+            if detector.config == cfg and same_images:
                 return detector, detector.extra.get("history", [])
+            if not same_images:
+                print(f"not reusing {path}: trained on other images than these; training a new detector")
     detector, history = fit(session.load("train", category), session.load("validation", category),
                             cfg, progress=progress)
+    detector.extra["data_version"] = session.data_version(category)
     detector.save(path)
     return detector, history
