@@ -9,7 +9,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ._figure_tools import add_note, column_labels
+from ._figure_tools import add_note, as_array, column_labels, to_numpy_image
 from .analysis import rank_table
 
 
@@ -248,4 +248,41 @@ def plot_cost_curves(table, panels: dict, labels: dict | None = None, note: str 
     axes[0][0].legend(fontsize=7)
     add_note(fig, note)
     fig.tight_layout()
+    return fig
+
+
+def plot_method_maps(examples: dict, labels: dict | None = None, note: str | None = None) -> plt.Figure:
+    """One row per test image: the image with its mask outlined, then each method's map.
+
+    examples: what :func:`ulsad.book.baseline_experiments.example_maps` returns. Each method has
+    one colour scale for all its rows (the methods' scores are not comparable with each other), so
+    that a weak response looks weak; a title gives the share of normal test images the image
+    outscores, in black when it is at least 90 %.
+    """
+    methods = list(examples["maps"])
+    labels = labels or {}
+    n = len(examples["types"])
+    fig, axes = plt.subplots(n, 1 + len(methods), figsize=(2.0 * (1 + len(methods)) + 0.3, 2.05 * n + 0.5),
+                             squeeze=False, layout="constrained")
+    colours = {"logical": "tab:red", "structural": "tab:blue"}
+    scale = {m: (float(np.min(v)), float(np.max(v))) for m, v in examples["maps"].items()}
+    for i in range(n):
+        mask = as_array(examples["masks"][i]) > 0.5
+        colour = colours.get(examples["types"][i], "black")
+        axes[i, 0].imshow(to_numpy_image(examples["images"][i]))
+        axes[i, 0].contour(mask, levels=[0.5], colors=colour, linewidths=1.2)
+        axes[i, 0].set_ylabel(examples["types"][i], color=colour)
+        for j, method in enumerate(methods, 1):
+            ax = axes[i, j]
+            method_map = as_array(examples["maps"][method][i])
+            ax.imshow(method_map, cmap="inferno", vmin=scale[method][0], vmax=scale[method][1])
+            ax.contour(mask, levels=[0.5], colors="cyan", linewidths=0.8)
+            share = examples["outscored"][method][i]
+            ax.set_title(f"{labels.get(method, method)}: above {share:.0%}", fontsize=8,
+                         color="black" if share >= 0.9 else "dimgray")
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_title("image, mask", fontsize=9)
+    add_note(fig, note)
     return fig
