@@ -141,14 +141,18 @@ def plot_metric_heatmaps(panels: dict, vmin: float = 50, vmax: float = 100, note
     return fig
 
 
-def plot_claim_effects(effects, metrics, sources: dict, note: str | None = None) -> plt.Figure:
+def plot_claim_effects(effects, metrics, sources: dict, errors: dict | None = None,
+                       note: str | None = None) -> plt.Figure:
     """The paper's ablation claims as paired differences: one row of panels per claim, one column per metric.
 
     ``effects`` has columns claim, pair (e.g. "row 4 - row 2"), metric, and one column of
     differences (percentage points) per source; ``sources`` maps those columns to their
     legend labels, which say where each came from (e.g. our runs' data and weights, the
     paper's table). A bar above 0 means the component helped in that pair of Table 3 rows.
+    ``errors`` maps a source column to the column of its spread (e.g. the std over seeds), drawn
+    as an error bar.
     """
+    errors = errors or {}
     claims = list(dict.fromkeys(effects["claim"]))
     colours = ("tab:blue", "tab:gray", "tab:orange", "tab:green")
     width = 0.8 / len(sources)
@@ -159,7 +163,8 @@ def plot_claim_effects(effects, metrics, sources: dict, note: str | None = None)
         part = effects[(effects["claim"] == claim) & (effects["metric"] == metric)]
         x = np.arange(len(part))
         for k, (column, label) in enumerate(sources.items()):
-            ax.bar(x + (k - (len(sources) - 1) / 2) * width, part[column], width, label=label, color=colours[k])
+            ax.bar(x + (k - (len(sources) - 1) / 2) * width, part[column], width, label=label, color=colours[k],
+                   yerr=part[errors[column]] if column in errors else None, capsize=2)
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xticks(x, part["pair"], fontsize=7, rotation=20)
         ax.set_title(f"{claim}\n{metric}", fontsize=9)
