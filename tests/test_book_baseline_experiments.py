@@ -75,3 +75,28 @@ def test_normal_images_render_fresh_normal_images():
     images = experiments.normal_images("pegboard", 3, 32)
     assert images.shape == (3, 3, 32, 32) and 0 <= images.min() and images.max() <= 1
     assert not images[0].equal(images[1])
+
+
+def test_example_maps_take_the_first_images_of_each_type_and_rank_them_as_the_table_does(session):
+    import torch
+
+    from ulsad import train
+    from ulsad.book import result_figures
+
+    detector, _ = train.fit(session.load("train"), session.load("validation"), session.config.replace(epochs=1),
+                            progress=False)
+    examples = experiments.example_maps(session.config, session.load, "pegboard", detector, per_type=2,
+                                        names=["padim"])
+    assert examples["types"] == ["logical", "logical", "structural", "structural"]
+    test = session.load("test")
+    first_logical = test.types.index("logical")
+    assert torch.equal(examples["images"][0], test[first_logical]["image"])
+    assert set(examples["maps"]) == {"ulsad", "padim"}
+    assert all(m.shape == (4, 64, 64) for m in examples["maps"].values())
+    # the share of normal test images each example outscores, from ULSAD's image score (Eq. 10)
+    scores = detector.predict(torch.stack([test[i]["image"] for i in range(len(test))]))["score"].numpy()
+    normal = np.array(test.types) == "good"
+    assert examples["outscored"]["ulsad"][0] == pytest.approx((scores[normal] < scores[first_logical]).mean())
+    assert all(((0 <= v) & (v <= 1)).all() and len(v) == 4 for v in examples["outscored"].values())
+    fig = result_figures.plot_method_maps(examples, {"ulsad": "ULSAD", "padim": "PaDiM"}, note="smoke")
+    assert len(fig.axes) == 4 * 3

@@ -52,6 +52,18 @@ def test_claim_effects_label_each_source_as_the_caller_says():
     assert labels == list(sources.values()) and fig._suptitle.get_text() == "where it came from"
 
 
+def test_claim_effects_draw_a_source_s_spread_as_error_bars():
+    effects = pd.DataFrame({"claim": ["c"], "pair": ["2 - 1"], "metric": ["I-AUROC"], "ours": [1.0],
+                            "ours_std": [0.4], "paper": [0.5]})
+    fig = result_figures.plot_claim_effects(effects, ["I-AUROC"], {"ours": "ours", "paper": "paper"},
+                                            errors={"ours": "ours_std"})
+    from matplotlib.container import ErrorbarContainer
+
+    (error_bars,) = [c for c in fig.axes[0].containers if isinstance(c, ErrorbarContainer)]
+    (segments,) = error_bars.lines[2]
+    assert segments.get_segments()[0][:, 1].tolist() == pytest.approx([0.6, 1.4])
+
+
 def test_pro_curves_are_the_curves_aupro_integrates():
     rng = np.random.default_rng(0)
     masks = rng.random((2, 8, 8)) < 0.2

@@ -63,6 +63,38 @@ def results(config: Config, load, path, *, profile: str, dataset: str, categorie
     return everything[_made_with(everything, setting)].reset_index(drop=True)
 
 
+def example_maps(config: Config, load, category: str, detector: ULSAD, per_type: int = 3,
+                 names=BASELINES, coreset_ratio: float = CORESET_RATIO) -> dict:
+    """ULSAD's combined map and each baseline's map on the first ``per_type`` logical and the first
+    ``per_type`` structural test images of ``category`` (taken in order, not chosen), and how each
+    method ranks them.
+
+    Every method is scored as the results table scores it: the image score is the map's maximum
+    (Eq. 10). ``outscored`` is the share of the category's normal test images whose score is below
+    the image's: 1 means the method ranks it above every normal image, about 0.5 that it cannot
+    tell it from them. Returns {"images": N x 3 x S x S, "masks": N x S x S, "types": N names,
+    "maps": {method: N x S x S}, "outscored": {method: N values}}.
+    """
+    test = load("test", category)
+    images = stack_images(test)
+    types = np.asarray(test.types)
+    chosen = np.concatenate([np.flatnonzero(types == kind)[:per_type] for kind in ("logical", "structural")])
+    maps = {"ulsad": torch.cat([detector.predict(batch)["combined"] for batch in images.split(config.batch_size)])
+            .reshape(len(images), *images.shape[-2:]).numpy()}
+    train_images = stack_images(load("train", category))
+    backbone = ulsad_backbone(config)
+    for name in names:
+        model = baselines.fit(baselines.build(name, config, coreset_ratio, backbone), train_images)
+        maps[name] = baselines.predict(model, images, config.batch_size)[1]
+    normal = types == "good"
+    outscored = {}
+    for method, method_maps in maps.items():
+        scores = method_maps.reshape(len(method_maps), -1).max(1)
+        outscored[method] = np.array([(scores[normal] < scores[i]).mean() for i in chosen])
+    return {"images": images[chosen], "masks": torch.stack([test[int(i)]["mask"] for i in chosen]),
+            "types": list(types[chosen]), "maps": {m: v[chosen] for m, v in maps.items()}, "outscored": outscored}
+
+
 def efficiency(config: Config, load, path, sizes, *, profile: str, dataset: str, category: str,
                repeats: int = 3, fit_repeats: int = 1, ulsad_epochs: int = 2, n_query: int = 16,
                threads: int = 1) -> pd.DataFrame:

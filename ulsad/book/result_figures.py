@@ -9,7 +9,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ._figure_tools import add_note, column_labels
+from ._figure_tools import add_note, as_array, column_labels, to_numpy_image
 from .analysis import rank_table
 
 
@@ -141,14 +141,18 @@ def plot_metric_heatmaps(panels: dict, vmin: float = 50, vmax: float = 100, note
     return fig
 
 
-def plot_claim_effects(effects, metrics, sources: dict, note: str | None = None) -> plt.Figure:
+def plot_claim_effects(effects, metrics, sources: dict, errors: dict | None = None,
+                       note: str | None = None) -> plt.Figure:
     """The paper's ablation claims as paired differences: one row of panels per claim, one column per metric.
 
     ``effects`` has columns claim, pair (e.g. "row 4 - row 2"), metric, and one column of
     differences (percentage points) per source; ``sources`` maps those columns to their
     legend labels, which say where each came from (e.g. our runs' data and weights, the
     paper's table). A bar above 0 means the component helped in that pair of Table 3 rows.
+    ``errors`` maps a source column to the column of its spread (e.g. the std over seeds), drawn
+    as an error bar.
     """
+    errors = errors or {}
     claims = list(dict.fromkeys(effects["claim"]))
     colours = ("tab:blue", "tab:gray", "tab:orange", "tab:green")
     width = 0.8 / len(sources)
@@ -159,7 +163,8 @@ def plot_claim_effects(effects, metrics, sources: dict, note: str | None = None)
         part = effects[(effects["claim"] == claim) & (effects["metric"] == metric)]
         x = np.arange(len(part))
         for k, (column, label) in enumerate(sources.items()):
-            ax.bar(x + (k - (len(sources) - 1) / 2) * width, part[column], width, label=label, color=colours[k])
+            ax.bar(x + (k - (len(sources) - 1) / 2) * width, part[column], width, label=label, color=colours[k],
+                   yerr=part[errors[column]] if column in errors else None, capsize=2)
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xticks(x, part["pair"], fontsize=7, rotation=20)
         ax.set_title(f"{claim}\n{metric}", fontsize=9)
@@ -248,4 +253,41 @@ def plot_cost_curves(table, panels: dict, labels: dict | None = None, note: str 
     axes[0][0].legend(fontsize=7)
     add_note(fig, note)
     fig.tight_layout()
+    return fig
+
+
+def plot_method_maps(examples: dict, labels: dict | None = None, note: str | None = None) -> plt.Figure:
+    """One row per test image: the image with its mask outlined, then each method's map.
+
+    examples: what :func:`ulsad.book.baseline_experiments.example_maps` returns. Each method has
+    one colour scale for all its rows (the methods' scores are not comparable with each other), so
+    that a weak response looks weak; a title gives the share of normal test images the image
+    outscores, in black when it is at least 90 %.
+    """
+    methods = list(examples["maps"])
+    labels = labels or {}
+    n = len(examples["types"])
+    fig, axes = plt.subplots(n, 1 + len(methods), figsize=(2.0 * (1 + len(methods)) + 0.3, 2.05 * n + 0.5),
+                             squeeze=False, layout="constrained")
+    colours = {"logical": "tab:red", "structural": "tab:blue"}
+    scale = {m: (float(np.min(v)), float(np.max(v))) for m, v in examples["maps"].items()}
+    for i in range(n):
+        mask = as_array(examples["masks"][i]) > 0.5
+        colour = colours.get(examples["types"][i], "black")
+        axes[i, 0].imshow(to_numpy_image(examples["images"][i]))
+        axes[i, 0].contour(mask, levels=[0.5], colors=colour, linewidths=1.2)
+        axes[i, 0].set_ylabel(examples["types"][i], color=colour)
+        for j, method in enumerate(methods, 1):
+            ax = axes[i, j]
+            method_map = as_array(examples["maps"][method][i])
+            ax.imshow(method_map, cmap="inferno", vmin=scale[method][0], vmax=scale[method][1])
+            ax.contour(mask, levels=[0.5], colors="cyan", linewidths=0.8)
+            share = examples["outscored"][method][i]
+            ax.set_title(f"{labels.get(method, method)}: above {share:.0%}", fontsize=8,
+                         color="black" if share >= 0.9 else "dimgray")
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_title("image, mask", fontsize=9)
+    add_note(fig, note)
     return fig
