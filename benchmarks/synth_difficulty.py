@@ -17,6 +17,9 @@ logical and vs structural anomalies, the image AUROC of
 - **patch memory** (PatchCore without coreset): every stride-8 patch feature of
   the training images in a bank; an image scores the largest distance of one of
   its patches to its nearest bank patch;
+- **patch memory 3x3**: the same, after averaging each feature with its 3 x 3
+  neighbours, as anomalib's PatchCore does (each patch then sees a wider
+  neighbourhood);
 - **whole image**: the globally average-pooled features of an image; it scores
   the distance to the nearest training image's descriptor.
 
@@ -46,7 +49,7 @@ from ulsad.reproduce import source_commit
 
 BACKBONE, LAYERS, CHANNELS = "efficientnet_lite0", ("layer2", "layer3"), 152  # 40 + 112: no reduction
 TYPES = ("logical", "structural")
-DETECTORS = ("mean colour", "patch memory", "whole image")
+DETECTORS = ("mean colour", "patch memory", "patch memory 3x3", "whole image")
 COLUMNS = ("category", "type", *DETECTORS, "generation s")
 PROVENANCE = ("seed", "image_size", "n_train", "n_test", "features", "commit")  # CSV only
 
@@ -91,6 +94,11 @@ def patch_memory_scores(train_features: torch.Tensor, test_features: torch.Tenso
     return distances.reshape(n, h * w).amax(1).numpy()
 
 
+def neighbourhoods(f: torch.Tensor) -> torch.Tensor:
+    """Each feature averaged with its 3 x 3 neighbours (PatchCore's local aggregation; borders padded)."""
+    return torch.nn.functional.avg_pool2d(f, 3, stride=1, padding=1, count_include_pad=False)
+
+
 def whole_image_scores(train_features: torch.Tensor, test_features: torch.Tensor) -> np.ndarray:
     """Distance of an image's average-pooled features to the nearest training image's."""
     return nearest_distances(test_features.mean((2, 3)), train_features.mean((2, 3))).numpy()
@@ -104,6 +112,7 @@ def category_rows(root: Path, category: str, extractor, image_size: int, seconds
     train_f, test_f = features(extractor, train), features(extractor, test)
     scores = {"mean colour": mean_colour_scores(train, test),
               "patch memory": patch_memory_scores(train_f, test_f),
+              "patch memory 3x3": patch_memory_scores(neighbourhoods(train_f), neighbourhoods(test_f)),
               "whole image": whole_image_scores(train_f, test_f)}
     types, labels = np.array(test_set.types), np.array(test_set.labels)
     rows = []

@@ -32,6 +32,7 @@ def test_each_scorer_gives_one_finite_score_per_test_image(tiny):
     train_f, test_f = sd.features(extractor, train), sd.features(extractor, test)
     assert train_f.shape == (6, sd.CHANNELS, SIZE // 8, SIZE // 8)
     for scores in (sd.mean_colour_scores(train, test), sd.patch_memory_scores(train_f, test_f),
+                   sd.patch_memory_scores(sd.neighbourhoods(train_f), sd.neighbourhoods(test_f)),
                    sd.whole_image_scores(train_f, test_f)):
         assert scores.shape == (8,) and np.isfinite(scores).all()
 
@@ -58,5 +59,15 @@ def test_the_table_has_one_row_per_category_and_type(tiny, tmp_path):
     assert [(r["category"], r["type"]) for r in rows] == [(CATEGORY, "logical"), (CATEGORY, "structural")]
     assert all(0 <= r[name] <= 1 for r in rows for name in sd.DETECTORS)
     table = sd.markdown_table(rows).splitlines()
-    assert table[0] == "| category | type | mean colour | patch memory | whole image | generation s |"
+    assert table[0] == ("| category | type | mean colour | patch memory | patch memory 3x3 | whole image "
+                        "| generation s |")
     assert len(table) == 2 + len(rows) and table[2].startswith(f"| {CATEGORY} | logical | ")
+
+
+def test_neighbourhoods_average_each_feature_with_its_3x3_neighbours():
+    f = torch.zeros(1, 1, 5, 5)
+    f[0, 0, 2, 2] = 9.0
+    pooled = sd.neighbourhoods(f)
+    assert pooled.shape == f.shape
+    assert pooled[0, 0, 1:4, 1:4].eq(1.0).all() and pooled[0, 0, 0].eq(0).all()
+    assert sd.neighbourhoods(torch.ones(1, 2, 4, 4)).eq(1).all()  # borders: the mean of what is there

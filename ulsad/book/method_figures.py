@@ -88,12 +88,14 @@ def plot_rules(rows: dict, note: str | None = None) -> plt.Figure:
     return fig
 
 
-def plot_difficulty(table, detectors=("mean colour", "patch memory", "whole image"),
+def plot_difficulty(table, detectors=("mean colour", "patch memory", "patch memory 3x3", "whole image"),
                     note: str | None = None) -> plt.Figure:
     """Image AUROC of training-free detectors per category, logical and structural side by side.
 
-    table: one row per (category, type) with a column per detector (fractions in [0, 1]).
+    table: one row per (category, type) with a column per detector (fractions in [0, 1]);
+    detectors the table does not have are left out.
     """
+    detectors = [d for d in detectors if d in table]
     types = ("logical", "structural")
     categories = list(dict.fromkeys(table["category"]))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True, layout="constrained")
