@@ -146,3 +146,18 @@ def test_overrides_of_the_wrong_type_say_what_was_expected(item, message):
 def test_overrides_that_parse_but_would_fail_later_are_refused_by_validation(item):
     name, _, text = item.partition("=")
     assert refused(name, parse_overrides([item])[name]).startswith(f"Config.{name}={text}")
+
+
+def test_every_profile_is_a_valid_configuration_with_a_synthetic_size():
+    from ulsad.config import PROFILES, SYNTHETIC_SIZES
+
+    assert set(SYNTHETIC_SIZES) == set(PROFILES)
+    for name in PROFILES:
+        get_config(name).validate()
+
+
+def test_cpu_full_is_the_demo_setting_at_the_paper_s_image_size():
+    cpu_full, demo = get_config("cpu-full"), get_config("demo")
+    assert (cpu_full.image_size, cpu_full.c_star, cpu_full.epochs) == (256, 96, 40)
+    assert (cpu_full.backbone, cpu_full.weights) == (demo.backbone, demo.weights)
+    assert (cpu_full.blur_sigma, cpu_full.blur_kernel) == (4.0, 33)  # the paper's blur at 256 px
