@@ -23,8 +23,9 @@ def chapters() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def html(tmp_path_factory):
-    """Build the book into a temporary folder, executing every chapter afresh in `smoke`."""
+def built(tmp_path_factory):
+    """Build the book into a temporary folder, executing every chapter afresh in `smoke`; the site
+    and the build's log."""
     out = tmp_path_factory.mktemp("book")
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     config["execute"]["execute_notebooks"] = "force"  # never reuse outputs cached by another profile
@@ -40,7 +41,20 @@ def html(tmp_path_factory):
     site = out / "_build" / "html"
     reports = list((site / "reports").glob("*")) if (site / "reports").exists() else []
     assert not reports, f"chapters failed to execute: {[r.name for r in reports]}"
-    return site
+    return site, build.stdout + build.stderr
+
+
+@pytest.fixture(scope="module")
+def html(built):
+    return built[0]
+
+
+def test_every_link_between_pages_resolves(built):
+    """A link to another page's section (../docs/design.md#algorithm-1-errata) finds its anchor."""
+    log = built[1]
+    unresolved = [line for line in log.splitlines()
+                  if "xref_missing" in line or "target not found" in line or "undefined label" in line]
+    assert not unresolved, "\n".join(unresolved)
 
 
 def test_every_chapter_of_the_table_of_contents_has_a_page(html):
