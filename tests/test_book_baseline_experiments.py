@@ -6,6 +6,7 @@ import pytest
 from ulsad import baselines
 from ulsad.book import baseline_experiments as experiments
 from ulsad.book.session import setup
+from ulsad.reproduce import source_commit
 
 pytest.importorskip("anomalib", reason="the baselines need the optional anomalib package (pip install anomalib)")
 
@@ -27,6 +28,7 @@ def test_results_are_computed_once_then_read_back(session, tmp_path, monkeypatch
     assert len(table) == 1 and 0 <= table.loc[0, "image_auroc"] <= 1
     assert {"logical.image_auroc", "structural.aupro", "weights", "anomalib"} <= set(table.columns)
     assert (table.loc[0, "profile"], table.loc[0, "data"]) == ("smoke", "synthetic")
+    assert table.loc[0, "commit"] == source_commit()
 
     monkeypatch.setattr(baselines, "build", lambda *a, **k: pytest.fail("recomputed a cached row"))
     again = padim_results(session, path)
@@ -56,6 +58,7 @@ def test_efficiency_measures_every_method_once_then_reads_back(session, tmp_path
     assert sorted(table["method"]) == ["padim", "patchcore", "ulsad"] and (table["n_train"] == 2).all()
     assert (table["fit_s"] > 0).all() and (table["stored_bytes"] > 0).all()
     assert (table["profile"] == "smoke").all() and (table["data"] == "synthetic").all()
+    assert (table["commit"] == source_commit()).all()
     monkeypatch.setattr(experiments, "_measure", lambda *a, **k: pytest.fail("measured a cached row again"))
     assert measure().equals(table)
 

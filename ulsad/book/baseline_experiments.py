@@ -5,7 +5,9 @@ given explicitly: a configuration, ``load(split, category)`` returning a split
 (an :class:`ulsad.data.AnomalyDataset`), and the profile and dataset names that
 label each row. A row is reused when the CSV already holds one made with the same
 setting (profile, backbone, its weights, image size, anomalib version, and for
-the synthetic benchmark the generator that drew the images).
+the synthetic benchmark the generator that drew the images). Each row also records
+the git commit of the code that made it (:func:`ulsad.reproduce.source_commit`);
+it is not part of the setting, so a new commit does not redo every measurement.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from ..config import Config
 from ..data import stack_images
 from ..data.synth import GENERATOR_VERSION, render
 from ..detector import ULSAD
+from ..reproduce import source_commit
 
 
 def results(config: Config, load, path, *, profile: str, dataset: str, categories,
@@ -55,7 +58,8 @@ def results(config: Config, load, path, *, profile: str, dataset: str, categorie
             result = baselines.evaluate(model, load("test", category))
             rows.append({"method": name, "category": category, **result, "fit_s": fit_s,
                          "stored_bytes": baselines.stored_bytes(model), "data": dataset,
-                         "coreset_ratio": coreset_ratio if name == "patchcore" else None, **setting})
+                         "coreset_ratio": coreset_ratio if name == "patchcore" else None, **setting,
+                         "commit": source_commit()})
     if rows:
         path.parent.mkdir(parents=True, exist_ok=True)
         pd.concat([everything, pd.DataFrame(rows)], ignore_index=True).to_csv(path, index=False)
@@ -173,7 +177,8 @@ def _measure(cfg: Config, load, category, sizes, todo, repeats, fit_repeats, uls
                      "repeats": repeats, "fit_repeats": fit_repeats, "category": category, "data": dataset,
                      "weights": backbone[1], "profile": profile, "backbone": cfg.backbone,
                      "image_size": cfg.image_size, "anomalib": anomalib_version(),
-                     "data_version": _data_version("synthetic"), "torch_threads": torch.get_num_threads()})
+                     "data_version": _data_version("synthetic"), "torch_threads": torch.get_num_threads(),
+                     "commit": source_commit()})
     return rows
 
 
