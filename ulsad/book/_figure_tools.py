@@ -1,4 +1,4 @@
-"""Small helpers every figure of the book uses: tensors as arrays, and the provenance line on top."""
+"""Small helpers every figure of the book uses: tensors as arrays, the provenance line on top, bare image axes."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -30,3 +30,10 @@ def add_note(fig: plt.Figure, note: str | None) -> None:
 def column_labels(columns) -> list[str]:
     """Column labels as text; a two-level header (Table 2: dataset, metric) on two lines."""
     return ["\n".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in columns]
+
+
+def no_ticks(axes) -> None:
+    """Take the ticks off one axes or an array of them: images need no pixel coordinates."""
+    for ax in np.ravel(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])

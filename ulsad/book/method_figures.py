@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..metrics import aupro, pro_curve
-from ._figure_tools import add_note, as_array, to_numpy_image
+from ._figure_tools import add_note, as_array, no_ticks, to_numpy_image
 
 
 KIND_COLOURS = {"good": None, "structural": "tab:blue", "logical": "tab:red"}  # as in the paper's Figure 1
@@ -56,9 +56,7 @@ def plot_examples(rows, kinds, row_titles=None, show_masks: bool = True,
                     axes[i, per * j + 1].set_title("its mask", fontsize=9, color="dimgray")
         if row_titles:
             axes[i, 0].set_ylabel(row_titles[i], fontsize=10)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
+    no_ticks(axes)
     add_note(fig, note)
     return fig
 
@@ -81,8 +79,7 @@ def plot_rules(rows: dict, note: str | None = None) -> plt.Figure:
             ax.imshow(to_numpy_image(image))
             _show_mask(ax, mask, KIND_COLOURS["logical"])
             ax.set_title(title, fontsize=9, color=KIND_COLOURS["logical"] if j else "black")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            no_ticks(ax)
         axes[i, 0].set_ylabel(category, fontsize=10)
     add_note(fig, note)
     return fig
@@ -214,8 +211,7 @@ def plot_receptive_fields(gradients: dict, boxes: dict, decades: int = 6,
             x0, y0, size = boxes[title]
             ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), size, size, fill=False, ec="cyan", ls="--", lw=1.2))
         ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        no_ticks(ax)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="log10 |gradient| / max")
     add_note(fig, note)
     return fig
@@ -261,9 +257,7 @@ def plot_feature_pca(images, rgb, titles=None, note: str | None = None) -> plt.F
             axes[0, j].set_title(titles[j], fontsize=9)
     axes[0, 0].set_ylabel("image", fontsize=9)
     axes[1, 0].set_ylabel("features: PC 1-3 as RGB", fontsize=9)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
+    no_ticks(axes)
     add_note(fig, note)
     return fig
 
@@ -315,9 +309,7 @@ def plot_attention_maps(images, weights, queries, row_titles=None, log: bool = F
         if row_titles:
             axes[i, 0].set_ylabel(row_titles[i], fontsize=9)
     axes[0, 0].set_title("image and queries", fontsize=9)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
+    no_ticks(axes)
     add_note(fig, note)
     return fig
 
@@ -398,9 +390,7 @@ def plot_map_grid(images, masks, maps: dict, row_titles=None, vmax: float | None
     for j, title in enumerate(["image", "ground truth", *names]):
         axes[0, j].set_title(title, fontsize=10)
     im = plt.cm.ScalarMappable(plt.Normalize(vmin, vmax), cmap)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
+    no_ticks(axes)
     fig.colorbar(im, ax=axes[:, -1].tolist(), shrink=0.8, label=label)
     add_note(fig, note)
     return fig

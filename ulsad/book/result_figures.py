@@ -9,7 +9,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ._figure_tools import add_note, as_array, column_labels, to_numpy_image
+from ._figure_tools import add_note, as_array, column_labels, no_ticks, to_numpy_image
 from .analysis import rank_table
 
 
@@ -285,9 +285,7 @@ def plot_method_maps(examples: dict, labels: dict | None = None, note: str | Non
             share = examples["outscored"][method][i]
             ax.set_title(f"{labels.get(method, method)}: above {share:.0%}", fontsize=8,
                          color="black" if share >= 0.9 else "dimgray")
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
+    no_ticks(axes)
     axes[0, 0].set_title("image, mask", fontsize=9)
     add_note(fig, note)
     return fig
