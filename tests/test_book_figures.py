@@ -64,6 +64,18 @@ def test_claim_effects_draw_a_source_s_spread_as_error_bars():
     assert segments.get_segments()[0][:, 1].tolist() == pytest.approx([0.6, 1.4])
 
 
+def test_setting_pairs_draw_an_arrow_only_where_a_category_has_both_settings():
+    columns = pd.MultiIndex.from_product([["image_auroc"], ["demo", "cpu-full"]])
+    table = pd.DataFrame([[60.0, 70.0], [55.0, np.nan]], index=["cable_pair", "pegboard"], columns=columns)
+    fig = result_figures.plot_setting_pairs(table, {"image_auroc": "image AUROC"}, ("demo", "cpu-full"),
+                                            note="where it came from")
+    ax = fig.axes[0]
+    (arrow,) = [a for a in ax.texts if a.arrow_patch is not None]
+    assert (arrow.xy, arrow.xyann) == ((70.0, 1), (60.0, 1))  # cable_pair, the top row
+    assert {t.get_position()[1]: t.get_text() for t in ax.get_yticklabels()} == {1: "cable_pair", 0: "pegboard"}
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["demo", "cpu-full"]
+
+
 def test_pro_curves_are_the_curves_aupro_integrates():
     rng = np.random.default_rng(0)
     masks = rng.random((2, 8, 8)) < 0.2

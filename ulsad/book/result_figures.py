@@ -256,6 +256,34 @@ def plot_cost_curves(table, panels: dict, labels: dict | None = None, note: str 
     return fig
 
 
+def plot_setting_pairs(table, metrics: dict, settings: tuple[str, str], note: str | None = None) -> plt.Figure:
+    """Two settings of one method side by side, per category: a dot for each, an arrow from the first to
+    the second, one panel per metric.
+
+    table: rows = categories, columns = (metric, setting) in percent; a category lacking either
+    value is shown with the dot it has and no arrow. metrics: column -> panel title.
+    """
+    fig, axes = plt.subplots(1, len(metrics), figsize=(2.9 * len(metrics), 0.45 * len(table) + 1.6),
+                             sharey=True, squeeze=False)
+    colours = dict(zip(settings, ("tab:gray", "tab:blue")))
+    rows = np.arange(len(table))[::-1]  # the first category on top
+    for ax, (metric, title) in zip(axes[0], metrics.items()):
+        first, second = (table[(metric, s)].to_numpy(dtype=float) for s in settings)
+        for y, a, b in zip(rows, first, second):
+            if np.isfinite(a) and np.isfinite(b):
+                ax.annotate("", xy=(b, y), xytext=(a, y), arrowprops={"arrowstyle": "->", "color": "0.6"})
+        for setting, values in zip(settings, (first, second)):
+            ax.scatter(values, rows, color=colours[setting], label=setting, zorder=3)
+        ax.axvline(50, color="black", lw=0.8, ls=":")  # chance for an AUROC
+        ax.set(title=title, xlabel="percent")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(rows, [str(c) for c in table.index])
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    add_note(fig, note)
+    fig.tight_layout()
+    return fig
+
+
 def plot_method_maps(examples: dict, labels: dict | None = None, note: str | None = None) -> plt.Figure:
     """One row per test image: the image with its mask outlined, then each method's map.
 
