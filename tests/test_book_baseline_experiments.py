@@ -46,6 +46,20 @@ def test_cached_rows_of_another_backbone_are_kept_but_never_reused(session, tmp_
     assert len(pd.read_csv(path)) == 2
 
 
+def test_patchcore_rows_are_reused_only_for_their_coreset_ratio(session, tmp_path):
+    path = tmp_path / "baselines.csv"
+
+    def patchcore(ratio):
+        return experiments.results(session.config, session.load, path, profile=session.profile,
+                                   dataset=session.dataset, categories=["pegboard"], names=["patchcore"],
+                                   coreset_ratio=ratio)
+
+    tenth, hundredth = patchcore(0.1), patchcore(0.01)
+    assert tenth["coreset_ratio"].tolist() == [0.1] and hundredth["coreset_ratio"].tolist() == [0.01]
+    assert tenth.loc[0, "stored_bytes"] > hundredth.loc[0, "stored_bytes"]
+    assert len(pd.read_csv(path)) == 2 and patchcore(0.1).equals(tenth)
+
+
 def test_efficiency_measures_every_method_once_then_reads_back(session, tmp_path, monkeypatch):
     path = tmp_path / "efficiency.csv"
 

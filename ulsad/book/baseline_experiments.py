@@ -4,8 +4,9 @@ They drive the anomalib adapter (:mod:`ulsad.baselines`) on the chapter's data,
 given explicitly: a configuration, ``load(split, category)`` returning a split
 (an :class:`ulsad.data.AnomalyDataset`), and the profile and dataset names that
 label each row. A row is reused when the CSV already holds one made with the same
-setting (profile, backbone, its weights, image size, anomalib version, and for
-the synthetic benchmark the generator that drew the images). Each row also records
+setting (profile, backbone, its weights, image size, anomalib version, for
+PatchCore its coreset ratio, and for the synthetic benchmark the generator that
+drew the images). Each row also records
 the git commit of the code that made it (:func:`ulsad.reproduce.source_commit`);
 it is not part of the setting, so a new commit does not redo every measurement.
 """
@@ -44,7 +45,7 @@ def results(config: Config, load, path, *, profile: str, dataset: str, categorie
     everything = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["method", "category"])
     setting = dict(profile=profile, backbone=config.backbone, weights=backbone[1],
                    image_size=config.image_size, anomalib=version, data_version=_data_version(dataset))
-    old = everything[_made_with(everything, setting)]
+    old = everything[_made_with(everything, setting) & _same_coreset(everything, coreset_ratio)]
     done = set(zip(old["method"], old["category"]))
     rows = []
     for category in categories:
@@ -64,7 +65,14 @@ def results(config: Config, load, path, *, profile: str, dataset: str, categorie
         path.parent.mkdir(parents=True, exist_ok=True)
         pd.concat([everything, pd.DataFrame(rows)], ignore_index=True).to_csv(path, index=False)
         everything = pd.read_csv(path)  # as a later call will read it back
-    return everything[_made_with(everything, setting)].reset_index(drop=True)
+    return everything[_made_with(everything, setting) & _same_coreset(everything, coreset_ratio)].reset_index(drop=True)
+
+
+def _same_coreset(table: pd.DataFrame, coreset_ratio: float) -> pd.Series:
+    """PatchCore's rows made with this coreset ratio, and every other method's rows (which have none)."""
+    if "coreset_ratio" not in table:
+        return table["method"] != "patchcore"
+    return (table["method"] != "patchcore") | np.isclose(table["coreset_ratio"].astype(float), coreset_ratio)
 
 
 def example_maps(config: Config, load, category: str, detector: ULSAD, per_type: int = 3,
