@@ -51,10 +51,15 @@ def _return_large_blocks_to_os() -> None:
 
     anomalib's coreset loop allocates and frees an N x d tensor per step; under
     glibc's adaptive threshold those blocks came from the heap and were not
-    reused, and a demo category grew the process past 20 GB. No-op off glibc.
+    reused, and a demo category grew the process past 20 GB. The threshold must
+    lie below the smallest such block: 25 images at 128 px make 6 MiB blocks
+    (6,400 patches x 233 projected dimensions), and with a threshold of 8 MiB a
+    second such fit in one process grew it by 2.5 GB (4 MiB with 1 MiB). Whether
+    the heap fragments depends on what the process allocated before, so no test
+    reproduces it reliably. No-op off glibc.
     """
     try:
-        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 8 << 20)
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 1 << 20)
     except (OSError, AttributeError):
         pass
 
