@@ -7,8 +7,8 @@ Chapter 11 compares ULSAD with the two baselines in the book's own profile. This
 script makes the same rows (``ulsad.book.baseline_experiments.results``: same
 backbone tensors, image size, maps and metrics as ULSAD's runs) for another
 profile, such as ``cpu-full``'s 256 px, whose ULSAD runs ``python -m ulsad
-reproduce`` makes. Rows already in the CSV with the same setting are reused, so
-an interrupted run resumes.
+reproduce`` makes. Each row is written as soon as it is made and rows already in
+the CSV with the same setting are reused, so an interrupted run resumes.
 
 At 256 px PatchCore's greedy coreset selection is the cost: its time grows with
 the number of training patches times the number it keeps, 64 times the
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
                                 categories=categories, names=args.methods, coreset_ratio=args.coreset_ratio)
     columns = ["method", "category", "image_auroc", "pixel_auroc", "aupro", "logical.image_auroc",
                "structural.image_auroc", "fit_s"]
-    print(table[columns].round(3).to_string(index=False))
+    print(table.loc[table["method"].isin(args.methods), columns].round(3).to_string(index=False))
     return 0
 
 

@@ -35,6 +35,23 @@ def test_results_are_computed_once_then_read_back(session, tmp_path, monkeypatch
     assert again.equals(table)
 
 
+def test_each_row_is_written_as_soon_as_it_is_made(session, tmp_path, monkeypatch):
+    """An interrupted call keeps the rows it finished: the next call computes only the rest."""
+    path = tmp_path / "baselines.csv"
+    evaluate = baselines.evaluate
+
+    def fail_on_patchcore(model, test, *args, **kwargs):
+        if "Patchcore" in type(model).__name__:
+            raise KeyboardInterrupt
+        return evaluate(model, test, *args, **kwargs)
+
+    monkeypatch.setattr(baselines, "evaluate", fail_on_patchcore)
+    with pytest.raises(KeyboardInterrupt):
+        experiments.results(session.config, session.load, path, profile=session.profile,
+                            dataset=session.dataset, categories=["pegboard"], names=["padim", "patchcore"])
+    assert pd.read_csv(path)["method"].tolist() == ["padim"] and not list(tmp_path.glob("*.partial"))
+
+
 def test_cached_rows_of_another_backbone_are_kept_but_never_reused(session, tmp_path):
     path = tmp_path / "baselines.csv"
     first = padim_results(session, path)

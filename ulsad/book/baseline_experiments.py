@@ -36,7 +36,8 @@ def results(config: Config, load, path, *, profile: str, dataset: str, categorie
     """One row per (baseline, category): the metrics of :func:`ulsad.baselines.evaluate` and how the row was made.
 
     Rows already in the CSV at ``path`` made with the same setting are reused; the
-    others are computed (train split to fit, test split to score) and added. Rows of
+    others are computed (train split to fit, test split to score) and added, each as
+    soon as it is made, so an interrupted call resumes where it stopped. Rows of
     other settings stay in the file but are neither reused nor returned.
     """
     path = Path(path)
@@ -47,7 +48,6 @@ def results(config: Config, load, path, *, profile: str, dataset: str, categorie
                    image_size=config.image_size, anomalib=version, data_version=_data_version(dataset))
     old = everything[_made_with(everything, setting) & _same_coreset(everything, coreset_ratio)]
     done = set(zip(old["method"], old["category"]))
-    rows = []
     for category in categories:
         for name in names:
             if (name, category) in done:
@@ -57,15 +57,22 @@ def results(config: Config, load, path, *, profile: str, dataset: str, categorie
             baselines.fit(model, stack_images(load("train", category)))
             fit_s = time.perf_counter() - start
             result = baselines.evaluate(model, load("test", category))
-            rows.append({"method": name, "category": category, **result, "fit_s": fit_s,
-                         "stored_bytes": baselines.stored_bytes(model), "data": dataset,
-                         "coreset_ratio": coreset_ratio if name == "patchcore" else None, **setting,
-                         "commit": source_commit()})
-    if rows:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pd.concat([everything, pd.DataFrame(rows)], ignore_index=True).to_csv(path, index=False)
-        everything = pd.read_csv(path)  # as a later call will read it back
+            row = {"method": name, "category": category, **result, "fit_s": fit_s,
+                   "stored_bytes": baselines.stored_bytes(model), "data": dataset,
+                   "coreset_ratio": coreset_ratio if name == "patchcore" else None, **setting,
+                   "commit": source_commit()}
+            everything = _append(path, everything, [row])
     return everything[_made_with(everything, setting) & _same_coreset(everything, coreset_ratio)].reset_index(drop=True)
+
+
+def _append(path: Path, table: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:
+    """Write ``table`` plus ``rows`` to ``path`` in one step (a whole file or the old one, never half of
+    one) and return it as a later call will read it back (the CSV may read 64 back as 64.0)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    pd.concat([table, pd.DataFrame(rows)], ignore_index=True).to_csv(partial, index=False)
+    os.replace(partial, path)
+    return pd.read_csv(path)
 
 
 def _same_coreset(table: pd.DataFrame, coreset_ratio: float) -> pd.Series:
@@ -139,9 +146,7 @@ def efficiency(config: Config, load, path, sizes, *, profile: str, dataset: str,
                         profile=profile, dataset=dataset)
     finally:
         torch.set_num_threads(previous_threads)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pd.concat([everything, pd.DataFrame(rows)], ignore_index=True).to_csv(path, index=False)
-    everything = pd.read_csv(path)
+    everything = _append(path, everything, rows)
     return everything[_made_with(everything, setting)].reset_index(drop=True)
 
 
