@@ -74,6 +74,14 @@ def test_setting_pairs_draw_an_arrow_only_where_a_category_has_both_settings():
     assert (arrow.xy, arrow.xyann) == ((70.0, 1), (60.0, 1))  # cable_pair, the top row
     assert {t.get_position()[1]: t.get_text() for t in ax.get_yticklabels()} == {1: "cable_pair", 0: "pegboard"}
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["demo", "cpu-full"]
+    assert [line.get_xdata()[0] for line in ax.get_lines()] == [50]  # chance, drawn for an AUROC
+
+
+def test_setting_pairs_draw_no_chance_line_for_aupro():
+    columns = pd.MultiIndex.from_product([["aupro"], ["demo", "cpu-full"]])
+    table = pd.DataFrame([[60.0, 70.0]], index=["cable_pair"], columns=columns)
+    fig = result_figures.plot_setting_pairs(table, {"aupro": "AUPRO"}, ("demo", "cpu-full"))
+    assert not fig.axes[0].get_lines()
 
 
 def test_pro_curves_are_the_curves_aupro_integrates():

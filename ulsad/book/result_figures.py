@@ -274,7 +274,8 @@ def plot_setting_pairs(table, metrics: dict, settings: tuple[str, str], note: st
                 ax.annotate("", xy=(b, y), xytext=(a, y), arrowprops={"arrowstyle": "->", "color": "0.6"})
         for setting, values in zip(settings, (first, second)):
             ax.scatter(values, rows, color=colours[setting], label=setting, zorder=3)
-        ax.axvline(50, color="black", lw=0.8, ls=":")  # chance for an AUROC
+        if "auroc" in str(metric).lower():
+            ax.axvline(50, color="black", lw=0.8, ls=":")  # chance for an AUROC (AUPRO has no such line)
         ax.set(title=title, xlabel="percent")
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(rows, [str(c) for c in table.index])
