@@ -6,9 +6,9 @@ given explicitly: a configuration, ``load(split, category)`` returning a split
 label each row. A row is reused when the CSV already holds one made with the same
 setting (profile, backbone, its weights, image size, anomalib version, for
 PatchCore its coreset ratio, and for the synthetic benchmark the generator that
-drew the images). Each row also records
-the git commit of the code that made it (:func:`ulsad.reproduce.source_commit`);
-it is not part of the setting, so a new commit does not redo every measurement.
+drew the images). Each row also records the git commit of the code that made it
+(:func:`ulsad.reproduce.source_commit`); it is not part of the setting, so a new
+commit does not redo every measurement.
 """
 from __future__ import annotations
 
@@ -46,7 +46,11 @@ def results(config: Config, load, path, *, profile: str, dataset: str, categorie
     everything = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["method", "category"])
     setting = dict(profile=profile, backbone=config.backbone, weights=backbone[1],
                    image_size=config.image_size, anomalib=version, data_version=_data_version(dataset))
-    old = everything[_made_with(everything, setting) & _same_coreset(everything, coreset_ratio)]
+
+    def of_this_setting(table: pd.DataFrame) -> pd.DataFrame:
+        return table[_made_with(table, setting) & _same_coreset(table, coreset_ratio)].reset_index(drop=True)
+
+    old = of_this_setting(everything)
     done = set(zip(old["method"], old["category"]))
     for category in categories:
         for name in names:
@@ -62,7 +66,7 @@ def results(config: Config, load, path, *, profile: str, dataset: str, categorie
                    "coreset_ratio": coreset_ratio if name == "patchcore" else None, **setting,
                    "commit": source_commit()}
             everything = _append(path, everything, [row])
-    return everything[_made_with(everything, setting) & _same_coreset(everything, coreset_ratio)].reset_index(drop=True)
+    return of_this_setting(everything)
 
 
 def _append(path: Path, table: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:
