@@ -22,6 +22,11 @@ logical and vs structural anomalies, the image AUROC of
   neighbourhood);
 - **whole image**: the globally average-pooled features of an image; it scores
   the distance to the nearest training image's descriptor.
+- **layout 2x2, layout 4x4**: the features average-pooled to a 2 x 2 or 4 x 4
+  grid of cells and concatenated, so that the descriptor keeps where things
+  are; an image scores the distance to the nearest training image's. It is the
+  simplest model of the whole image that can learn a layout rule from the
+  training images, when the valid layouts are few and each is seen often.
 
 Features are θ's without channel reduction: ImageNet EfficientNet-Lite0's
 stride-8 and stride-16 stages, the latter resized to the former and
@@ -49,7 +54,8 @@ from ulsad.reproduce import source_commit
 
 BACKBONE, LAYERS, CHANNELS = "efficientnet_lite0", ("layer2", "layer3"), 152  # 40 + 112: no reduction
 TYPES = ("logical", "structural")
-DETECTORS = ("mean colour", "patch memory", "patch memory 3x3", "whole image")
+DETECTORS = ("mean colour", "patch memory", "patch memory 3x3", "whole image", "layout 2x2", "layout 4x4")
+LAYOUT_GRIDS = (2, 4)
 COLUMNS = ("category", "type", *DETECTORS, "generation s")
 PROVENANCE = ("seed", "image_size", "n_train", "n_test", "features", "commit")  # CSV only
 
@@ -104,8 +110,16 @@ def whole_image_scores(train_features: torch.Tensor, test_features: torch.Tensor
     return nearest_distances(test_features.mean((2, 3)), train_features.mean((2, 3))).numpy()
 
 
+def layout_scores(train_features: torch.Tensor, test_features: torch.Tensor, grid: int) -> np.ndarray:
+    """Distance of an image's features pooled to ``grid`` x ``grid`` cells (the layout kept) to the nearest
+    training image's: a whole-image reference that knows where things are."""
+    def layout(f):
+        return torch.nn.functional.adaptive_avg_pool2d(f, grid).flatten(1)
+    return nearest_distances(layout(test_features), layout(train_features)).numpy()
+
+
 def category_rows(root: Path, category: str, extractor, image_size: int, seconds: float) -> list[dict]:
-    """One row per anomaly type: the three detectors' image AUROC, normal test images vs that type."""
+    """One row per anomaly type: the detectors' image AUROC, normal test images vs that type."""
     train = data.stack_images(data.load("synthetic", root, category, "train", image_size=image_size))
     test_set = data.load("synthetic", root, category, "test", image_size=image_size)
     test = data.stack_images(test_set)
@@ -113,7 +127,8 @@ def category_rows(root: Path, category: str, extractor, image_size: int, seconds
     scores = {"mean colour": mean_colour_scores(train, test),
               "patch memory": patch_memory_scores(train_f, test_f),
               "patch memory 3x3": patch_memory_scores(neighbourhoods(train_f), neighbourhoods(test_f)),
-              "whole image": whole_image_scores(train_f, test_f)}
+              "whole image": whole_image_scores(train_f, test_f),
+              **{f"layout {g}x{g}": layout_scores(train_f, test_f, g) for g in LAYOUT_GRIDS}}
     types, labels = np.array(test_set.types), np.array(test_set.labels)
     rows = []
     for kind in TYPES:
