@@ -26,8 +26,17 @@ def files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_there_are_four_object_categories_and_one_texture():
-    assert SYNTHETIC_CATEGORIES == ("pegboard", "fruit_tray", "cable_pair", "bead_string", "brick_wall")
+def test_five_loco_like_objects_and_a_texture_lead_and_the_combinatorial_objects_are_a_separate_tier():
+    assert synth.LOCO_LIKE_CATEGORIES == ("drink_bottle", "lunch_box", "pin_tray", "bolt_kit", "wire_splice",
+                                          "brick_wall")
+    assert synth.HARD_CATEGORIES == ("pegboard", "fruit_tray", "cable_pair", "bead_string")
+    assert SYNTHETIC_CATEGORIES == synth.LOCO_LIKE_CATEGORIES + synth.HARD_CATEGORIES
+
+
+def test_a_category_keeps_its_seeds_whatever_categories_exist():
+    """The hard tier and the texture draw the images they drew when they were the whole benchmark."""
+    assert [synth.image_rng(0, c, "train", 0).integers(1 << 30) for c in ("pegboard", "brick_wall")] == \
+        [np.random.default_rng([0, code, 0, 0]).integers(1 << 30) for code in (0, 4)]
 
 
 @pytest.mark.parametrize("category", SYNTHETIC_CATEGORIES)
@@ -102,6 +111,7 @@ def test_impossible_image_size_or_counts_are_an_error(tmp_path, bad):
 
 
 OBJECTS = [c for c in SYNTHETIC_CATEGORIES if c != "brick_wall"]
+LOCO_OBJECTS = list(synth.CONFIGURATIONS)
 
 
 @pytest.mark.parametrize("category", OBJECTS)
@@ -131,7 +141,15 @@ def mean_colour(image: np.ndarray, region: np.ndarray) -> np.ndarray:
 
 
 # (category, rule) -> (masks, regions in each mask): what a broken rule marks
-MARKED = {("pegboard", "mismatch"): (1, 2),  # the top and the bottom well of one column
+MARKED = {("drink_bottle", "mismatch"): (1, 1),  # the label's fruit panel
+          ("drink_bottle", "low_fill"): (1, 1),  # where the missing juice would be
+          ("lunch_box", "missing"): (1, 1), ("lunch_box", "swapped"): (1, 1),  # where the fruit is, or would be
+          ("lunch_box", "mix"): (1, 1),  # the chips where granola belongs
+          ("pin_tray", "missing"): (1, 1), ("pin_tray", "surplus"): (1, 1),  # the compartment
+          ("bolt_kit", "missing"): (1, 1), ("bolt_kit", "swapped"): (1, 1),  # where the item is, or would be
+          ("bolt_kit", "long_bolt"): (1, 1),  # the long bolt
+          ("wire_splice", "mismatch"): (1, 1), ("wire_splice", "colour"): (1, 1),  # the right connector; the cable
+          ("pegboard", "mismatch"): (1, 2),  # the top and the bottom well of one column
           ("fruit_tray", "missing"): (1, 1), ("fruit_tray", "surplus"): (1, 1),  # the right compartment
           ("cable_pair", "mismatch"): (1, 1),  # the right connector
           ("cable_pair", "colour"): (1, 1), ("cable_pair", "missing"): (1, 1),  # the cable, or where it should be
@@ -158,6 +176,13 @@ def test_the_masks_of_a_broken_rule_cover_the_parts_that_break_it(category, rule
                 assert centre_x > 0.6 and 0.1 < mask.mean() < 0.3
             if (category, rule) == ("cable_pair", "mismatch"):  # the right connector
                 assert centre_x > 0.6 and 0.02 < mask.mean() < 0.08
+            if (category, rule) == ("wire_splice", "mismatch"):  # the right connector, as tall as its slots
+                assert centre_x > 0.6 and 0.03 < mask.mean() < 0.15
+            if category == "pin_tray":  # one of the four compartments
+                assert 0.1 < mask.mean() < 0.2
+            if category == "drink_bottle":  # the fruit panel low on the label; the empty glass above the juice
+                centre_y = np.nonzero(mask)[0].mean() / 128
+                assert centre_y > 0.7 if rule == "mismatch" else centre_y < 0.5
             if n_regions == 2:  # a broken pair: its two items differ in colour, and lie far apart
                 a, b = regions
                 assert np.abs(mean_colour(image, a) - mean_colour(image, b)).max() > 40
@@ -170,6 +195,28 @@ def test_a_missing_cable_is_marked_where_a_cable_would_run():
     background = np.median(image.reshape(-1, 3), 0)
     # nothing is drawn under the mask: it holds the background only
     assert np.abs(mean_colour(image, masks[0]) - background).max() < 20
+
+
+@pytest.mark.parametrize("category", LOCO_OBJECTS)
+def test_a_training_set_shows_few_configurations_each_many_times(category):
+    """The rule is learnable from the training images: every valid configuration occurs, and often."""
+    seen = synth.configurations(category, 200)
+    assert len(seen) == synth.CONFIGURATIONS[category], seen
+    assert min(seen.values()) >= 200 / len(seen) / 2, seen
+    assert sum(synth.configurations(category, 100).values()) == 100
+
+
+def test_each_written_image_is_drawn_by_its_own_generator(benchmark):
+    """``image_rng`` is the generator ``generate`` draws an image with (``configurations`` reads its scenes)."""
+    for category, split, folder in (("pegboard", "train", "train/good"), ("drink_bottle", "good", "test/good")):
+        for index in range(2):
+            image, _ = synth.render(category, "good", synth.image_rng(0, category, split, index), SIZE)
+            assert np.array_equal(image, np.asarray(Image.open(benchmark / category / folder / f"{index:03d}.png")))
+
+
+def test_configurations_of_a_category_without_them_is_an_error():
+    with pytest.raises(DataError, match="'pegboard' has no counted configurations; expected one of drink_bottle"):
+        synth.configurations("pegboard", 10)
 
 
 @pytest.fixture(scope="module")

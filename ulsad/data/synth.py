@@ -41,6 +41,7 @@ regenerated on its own, and the same seed always gives the same bytes.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import shutil
@@ -859,14 +860,32 @@ def generate(root, categories=None, seed: int = 0, image_size: int = 256,
         scratch = root / f".{category}.partial"
         shutil.rmtree(scratch, ignore_errors=True)
         for split, count in counts.items():
-            folder, kind, code = _SPLITS[split]
-            _write_split(scratch / folder, category, kind, count, [seed, _SEED_CODES[category], code],
-                         image_size)
+            _write_split(scratch, category, split, count, seed, image_size)
         made_by = {"generator": GENERATOR_VERSION, "seed": seed, "image_size": image_size, "counts": counts}
         (scratch / STAMP_FILE).write_text(json.dumps(made_by, sort_keys=True) + "\n")
         shutil.rmtree(root / category, ignore_errors=True)
         scratch.rename(root / category)
     return root
+
+
+# The valid global configurations of each LOCO-like object category (``Scene.facts["configuration"]``).
+CONFIGURATIONS = {"drink_bottle": 3, "lunch_box": 6, "pin_tray": 1, "bolt_kit": 6, "wire_splice": 6}
+
+
+def configurations(category: str, n: int, seed: int = 0, split: str = "train") -> collections.Counter:
+    """How often each global configuration occurs among the first ``n`` images of a split that
+    ``generate(seed=seed)`` writes (a LOCO-like object category; the scenes alone are drawn, fast)."""
+    if category not in CONFIGURATIONS:
+        raise DataError(f"{category!r} has no counted configurations; expected one of {', '.join(CONFIGURATIONS)}")
+    kind = _SPLITS[split][1]
+    return collections.Counter(scene(category, kind, image_rng(seed, category, split, i)).facts["configuration"]
+                               for i in range(n))
+
+
+def image_rng(seed: int, category: str, split: str, index: int) -> np.random.Generator:
+    """The random generator of one image that ``generate`` writes: seeded by (seed, category, split, index),
+    so that a category or a split can be drawn on its own."""
+    return np.random.default_rng([seed, _SEED_CODES[category], _SPLITS[split][2], index])
 
 
 def split_counts(n_train: int, n_val: int, n_test: int) -> dict[str, int]:
@@ -885,11 +904,13 @@ def stamp(root, category: str) -> dict | None:
         return None
 
 
-def _write_split(folder: Path, category: str, kind: str, count: int, seed: list[int], image_size: int) -> None:
-    """``count`` images into ``folder``, their masks into ``../ground_truth/<folder name>/<NNN>/`` (LOCO)."""
+def _write_split(root: Path, category: str, split: str, count: int, seed: int, image_size: int) -> None:
+    """``count`` images of a split into its folder, their masks into ``ground_truth/<folder name>/<NNN>/`` (LOCO)."""
+    folder, kind, _ = _SPLITS[split]
+    folder = root / folder
     folder.mkdir(parents=True)
     for index in range(count):
-        image, masks = render(category, kind, np.random.default_rng(seed + [index]), image_size)
+        image, masks = render(category, kind, image_rng(seed, category, split, index), image_size)
         name = f"{index:03d}"
         Image.fromarray(image).save(folder / f"{name}.png", compress_level=1)  # level 1: fast, nearly as small
         for number, mask in enumerate(masks):
