@@ -1,4 +1,4 @@
-"""How hard is each synthetic category? Image AUROC of three detectors that need no training.
+"""How hard is each synthetic category? Image AUROC of detectors that need no training.
 
     python benchmarks/synth_difficulty.py [--categories pegboard ...] [--image-size 128] [--seed 0] [--csv out.csv]
 
@@ -10,7 +10,8 @@ that. For each category this script generates the training and validation images
 the ``demo`` profile (``ulsad.config.SYNTHETIC_SIZES["demo"]``) and 300 test
 images (``--n-test``; the demo's 90 would leave one AUROC a standard error of
 about 0.07) into a temporary folder, timing it, and reports, for normal test images vs
-logical and vs structural anomalies, the image AUROC of
+logical and vs structural anomalies, and vs each logical rule on its own (as many
+fresh images of that rule as the test set has logical anomalies), the image AUROC of
 
 - **mean colour**: the distance of an image's mean RGB to the mean of the
   training images' mean RGB (the baseline of ``benchmarks/synth_examples.py``);
@@ -21,12 +22,16 @@ logical and vs structural anomalies, the image AUROC of
   neighbours, as anomalib's PatchCore does (each patch then sees a wider
   neighbourhood);
 - **whole image**: the globally average-pooled features of an image; it scores
-  the distance to the nearest training image's descriptor.
+  the distance to the nearest training image's descriptor;
 - **layout 2x2, layout 4x4**: the features average-pooled to a 2 x 2 or 4 x 4
   grid of cells and concatenated, so that the descriptor keeps where things
   are; an image scores the distance to the nearest training image's. It is the
   simplest model of the whole image that can learn a layout rule from the
-  training images, when the valid layouts are few and each is seen often.
+  training images, when the valid layouts are few and each is seen often;
+- **layout 4x4 worst cell**: the same nearest training image (by the whole 4 x 4
+  layout), but an image scores the largest distance of one of its cells to the
+  same cell of that neighbour, so that a rule broken in one part is not
+  drowned in the normal variation of the fifteen other cells.
 
 Features are θ's without channel reduction: ImageNet EfficientNet-Lite0's
 stride-8 and stride-16 stages, the latter resized to the former and
@@ -54,8 +59,10 @@ from ulsad.reproduce import source_commit
 
 BACKBONE, LAYERS, CHANNELS = "efficientnet_lite0", ("layer2", "layer3"), 152  # 40 + 112: no reduction
 TYPES = ("logical", "structural")
-DETECTORS = ("mean colour", "patch memory", "patch memory 3x3", "whole image", "layout 2x2", "layout 4x4")
+DETECTORS = ("mean colour", "patch memory", "patch memory 3x3", "whole image", "layout 2x2", "layout 4x4",
+             "layout 4x4 worst cell")
 LAYOUT_GRIDS = (2, 4)
+RULE_SEED = 99  # per-rule test images are drawn with seeds [seed, 99, rule, index], apart from generate's
 COLUMNS = ("category", "type", *DETECTORS, "generation s")
 PROVENANCE = ("seed", "image_size", "n_train", "n_test", "features", "commit")  # CSV only
 
@@ -118,23 +125,59 @@ def layout_scores(train_features: torch.Tensor, test_features: torch.Tensor, gri
     return nearest_distances(layout(test_features), layout(train_features)).numpy()
 
 
-def category_rows(root: Path, category: str, extractor, image_size: int, seconds: float) -> list[dict]:
-    """One row per anomaly type: the detectors' image AUROC, normal test images vs that type."""
+def worst_cell_scores(train_features: torch.Tensor, test_features: torch.Tensor, grid: int = 4) -> np.ndarray:
+    """The nearest training image by the whole layout (as ``layout_scores``), then the largest distance
+    between one cell of the image and the same cell of that neighbour.
+
+    A rule broken in one part changes one cell: the plain layout distance adds
+    that change to the normal variation of every other cell; this keeps it apart.
+    """
+    train_cells = torch.nn.functional.adaptive_avg_pool2d(train_features, grid)
+    test_cells = torch.nn.functional.adaptive_avg_pool2d(test_features, grid)
+    nearest = torch.cdist(test_cells.flatten(1), train_cells.flatten(1)).argmin(1)
+    return torch.linalg.vector_norm(test_cells - train_cells[nearest], dim=1).flatten(1).amax(1).numpy()
+
+
+def detector_scores(train: torch.Tensor, train_f: torch.Tensor, test: torch.Tensor, test_f: torch.Tensor) -> dict:
+    """Every detector's image scores of the test images (higher: more anomalous)."""
+    return {"mean colour": mean_colour_scores(train, test),
+            "patch memory": patch_memory_scores(train_f, test_f),
+            "patch memory 3x3": patch_memory_scores(neighbourhoods(train_f), neighbourhoods(test_f)),
+            "whole image": whole_image_scores(train_f, test_f),
+            **{f"layout {g}x{g}": layout_scores(train_f, test_f, g) for g in LAYOUT_GRIDS},
+            "layout 4x4 worst cell": worst_cell_scores(train_f, test_f)}
+
+
+def rule_images(category: str, rule: str, k: int, n: int, image_size: int, seed: int) -> torch.Tensor:
+    """``n`` logical anomalies that break one ``rule`` (the k-th of the category), N x 3 x S x S in [0, 1]."""
+    images = [data.synth.render(category, "logical", np.random.default_rng([seed, RULE_SEED, k, i]), image_size,
+                                rule=rule)[0] for i in range(n)]
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+
+
+def category_rows(root: Path, category: str, extractor, image_size: int, seconds: float, seed: int) -> list[dict]:
+    """One row per anomaly type, then one per logical rule: the detectors' image AUROC, normal test
+    images vs that type (the generated test set) or that rule (as many fresh images as a type has)."""
     train = data.stack_images(data.load("synthetic", root, category, "train", image_size=image_size))
     test_set = data.load("synthetic", root, category, "test", image_size=image_size)
     test = data.stack_images(test_set)
     train_f, test_f = features(extractor, train), features(extractor, test)
-    scores = {"mean colour": mean_colour_scores(train, test),
-              "patch memory": patch_memory_scores(train_f, test_f),
-              "patch memory 3x3": patch_memory_scores(neighbourhoods(train_f), neighbourhoods(test_f)),
-              "whole image": whole_image_scores(train_f, test_f),
-              **{f"layout {g}x{g}": layout_scores(train_f, test_f, g) for g in LAYOUT_GRIDS}}
+    scores = detector_scores(train, train_f, test, test_f)
     types, labels = np.array(test_set.types), np.array(test_set.labels)
     rows = []
     for kind in TYPES:
         keep = (types == "good") | (types == kind)
         rows.append({"category": category, "type": kind,
                      **{name: image_auroc(labels[keep], s[keep]) for name, s in scores.items()},
+                     "generation s": seconds})
+    good = types == "good"
+    for k, rule in enumerate(data.synth.RULES[category]):
+        broken = rule_images(category, rule, k, int((types == "logical").sum()), image_size, seed)
+        rule_scores = detector_scores(train, train_f, broken, features(extractor, broken))
+        rule_labels = np.r_[np.zeros(good.sum()), np.ones(len(broken))]
+        rows.append({"category": category, "type": f"logical: {rule}",
+                     **{name: image_auroc(rule_labels, np.r_[scores[name][good], s])
+                        for name, s in rule_scores.items()},
                      "generation s": seconds})
     return rows
 
@@ -171,7 +214,8 @@ def main(argv: list[str] | None = None) -> None:
             begin = time.perf_counter()
             data.synth.generate(root, [category], seed=args.seed, image_size=args.image_size,
                                 n_train=n_train, n_val=n_val, n_test=n_test)
-            rows += category_rows(Path(root), category, extractor, args.image_size, time.perf_counter() - begin)
+            rows += category_rows(Path(root), category, extractor, args.image_size, time.perf_counter() - begin,
+                                  args.seed)
             print(f"{category}: done", file=sys.stderr, flush=True)
     print(markdown_table(rows))
     print(f"\ncommand: python {' '.join(sys.argv if argv is None else [sys.argv[0], *argv])}")
