@@ -111,7 +111,7 @@ def test_the_rules_figure_has_a_row_per_category_and_blank_cells_where_a_row_is_
 
 def test_the_difficulty_figure_draws_one_bar_per_detector_category_and_type():
     table = pd.DataFrame([{"category": c, "type": t, "mean colour": 0.5, "patch memory": 0.9, "whole image": 0.6}
-                          for c in ("a", "b") for t in ("logical", "structural")])
+                          for c in ("a", "b") for t in ("logical", "structural", "logical: one rule")])
     fig = method_figures.plot_difficulty(table)
     assert [len(ax.patches) for ax in fig.axes[:2]] == [6, 6]
     assert [p.get_height() for p in fig.axes[0].patches] == [0.5, 0.5, 0.9, 0.9, 0.6, 0.6]

@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="write the synthetic benchmark (MVTec LOCO layout)")
     p.add_argument("--root", type=Path, required=True, help="folder to write the categories to")
-    p.add_argument("--categories", nargs="+", default=None, help="default: all five")
+    p.add_argument("--categories", nargs="+", default=None, help="default: all ten (both tiers and the texture)")
     p.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
     p.add_argument("--image-size", type=integer(MIN_IMAGE_SIZE), default=256)
     p.add_argument("--n-train", type=integer(1), default=200)

@@ -85,17 +85,18 @@ def plot_rules(rows: dict, note: str | None = None) -> plt.Figure:
     return fig
 
 
-def plot_difficulty(table, detectors=("mean colour", "patch memory", "patch memory 3x3", "whole image"),
+def plot_difficulty(table, detectors=("mean colour", "patch memory", "patch memory 3x3", "whole image",
+                                      "layout 4x4 worst cell"),
                     note: str | None = None) -> plt.Figure:
-    """Image AUROC of training-free detectors per category, logical and structural side by side.
+    """Image AUROC of training-free detectors per category, logical anomalies above structural ones.
 
     table: one row per (category, type) with a column per detector (fractions in [0, 1]);
-    detectors the table does not have are left out.
+    detectors the table does not have, and rows of other types (one rule's), are left out.
     """
     detectors = [d for d in detectors if d in table]
     types = ("logical", "structural")
     categories = list(dict.fromkeys(table["category"]))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True, layout="constrained")
+    fig, axes = plt.subplots(2, 1, figsize=(max(10, 1.1 * len(categories)), 6), sharey=True, layout="constrained")
     width = 0.8 / len(detectors)
     x = np.arange(len(categories))
     for ax, kind in zip(axes, types):
@@ -106,8 +107,8 @@ def plot_difficulty(table, detectors=("mean colour", "patch memory", "patch memo
         ax.set_xticks(x, categories, rotation=20, fontsize=9)
         ax.set_title(f"normal vs {kind} anomalies", color=KIND_COLOURS[kind])
         ax.set_ylim(0, 1)
-    axes[0].set_ylabel("image AUROC")
-    axes[1].legend(fontsize=8, loc="lower right")
+        ax.set_ylabel("image AUROC")
+    axes[0].legend(fontsize=8, loc="lower right", ncols=len(detectors))
     add_note(fig, note)
     return fig
 

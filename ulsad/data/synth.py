@@ -397,7 +397,7 @@ def _lunch_box(rng, rule: str | None) -> Scene:
             shapes.append(Shape(_ellipse(centre, 0.02, 0.014, rng.uniform(0, np.pi), n=10), (110, 70, 35)))
         elif y > boundary + 0.02:
             shapes.append(Shape(_ellipse(centre, 0.03, 0.03, n=16), (215, 180, 100), 0.006))
-    sites = [(right + (0, -0.2), 0.09), (right + (0, 0.25), 0.09)]
+    sites = [(right + (0, -0.2), 0.1), (right + (0, 0.25), 0.1)]
     orange, banana = _jitter((240, 140, 30), rng, 10), _jitter((240, 215, 70), rng, 10)
     for place, kind in sorted(fruit.items()):
         centre = places[place] + rng.uniform(-0.01, 0.01, 2)
@@ -405,9 +405,9 @@ def _lunch_box(rng, rule: str | None) -> Scene:
             shapes += _ball(centre, 0.085, orange, rng)
         else:  # a curved banana lying across its place, tips darker
             arc = np.linspace(np.pi * 0.2, np.pi * 0.8, 12) + rng.uniform(-0.1, 0.1)
-            curve = centre + (0, -0.09) + 0.15 * np.stack([np.cos(arc), np.sin(arc)], 1)
-            shapes += [Shape(curve, banana, 0.06), Shape(curve[:2], (90, 70, 30), 0.04), Shape(curve[-2:], (90, 70, 30), 0.04)]
-        sites.append((centre, 0.085))
+            curve = centre + (0, -0.1) + 0.16 * np.stack([np.cos(arc), np.sin(arc)], 1)
+            shapes += [Shape(curve, banana, 0.07), Shape(curve[:2], (90, 70, 30), 0.04), Shape(curve[-2:], (90, 70, 30), 0.04)]
+        sites.append((centre, 0.095))  # defects reach past the fruit onto the floor
     kinds = list(fruit.values())
     facts = {"oranges": kinds.count("orange"), "bananas": kinds.count("banana"),
              "granola": bool(boundary > 0), "configuration": configuration}
@@ -499,7 +499,7 @@ def _bolt_kit(rng, rule: str | None) -> Scene:
         else:
             shapes += [Shape(_ellipse(centre, 0.08, 0.08), colours["washer"]),
                        Shape(_ellipse(centre, 0.034, 0.034), card)]
-        sites.append((centre, 0.09))  # defects reach past the item onto the card
+        sites.append((centre, 0.1))  # defects reach past the item onto the card
     kinds = list(items.values())
     facts = {"bolts": kinds.count("bolt"), "nuts": kinds.count("nut"), "washers": kinds.count("washer"),
              "configuration": f"{' '.join(order)}, free row {free}"}
@@ -538,12 +538,12 @@ def _wire_splice(rng, rule: str | None) -> Scene:
     middle = (ends[0] + ends[1]) / 2 + (0, bow * rng.uniform(0.26, 0.3))
     cable = _bezier(ends[0], middle, ends[1])
     housing = _jitter((225, 225, 218), rng, 8)
-    shapes = [Shape(cable, _jitter(SPLICE_COLOURS[colour_k], rng, 10), 0.07)]
+    shapes = [Shape(cable, _jitter(SPLICE_COLOURS[colour_k], rng, 10), 0.09)]
     # grey sleeves, alike on every cable, keep its colour away from the connectors
-    shapes += [Shape(cable[:7], (120, 120, 125), 0.085), Shape(cable[-7:], (120, 120, 125), 0.085)]
+    shapes += [Shape(cable[:7], (120, 120, 125), 0.105), Shape(cable[-7:], (120, 120, 125), 0.105)]
     shapes += _splice_connector(centres[0], k, -1, housing) + _splice_connector(centres[1], k_right, 1, housing)
     regions = {"mismatch": [[Shape(_rect(centres[1], 0.21, 0.12 * k_right + 0.05), 255)]],
-               "colour": [[Shape(cable[6:-6], 255, 0.076)]]}.get(rule, [])
+               "colour": [[Shape(cable[6:-6], 255, 0.096)]]}.get(rule, [])
     sites = [(centres[0], 0.1), (centres[1], 0.1), (cable[16], 0.06)]
     facts = {"left slots": k, "right slots": k_right, "cable": colour_k,
              "configuration": f"k={k}, bowed {'down' if bow > 0 else 'up'}"}
