@@ -108,7 +108,8 @@ def plot_difficulty(table, detectors=("mean colour", "patch memory", "patch memo
         ax.set_title(f"normal vs {kind} anomalies", color=KIND_COLOURS[kind])
         ax.set_ylim(0, 1)
         ax.set_ylabel("image AUROC")
-    axes[0].legend(fontsize=8, loc="lower right", ncols=len(detectors))
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="outside lower center", ncols=len(detectors))
     add_note(fig, note)
     return fig
 
