@@ -1,43 +1,43 @@
 """A small synthetic benchmark of logical and structural anomalies, in MVTec LOCO's layout.
 
 It is the embedded default of the book: every chapter can run on it on any
-machine, without downloading anything. Four object categories obey a rule that
-relates parts of the scene lying far apart, and one texture category has an
-orientation rule:
+machine, without downloading anything. Its object categories come in two tiers:
 
-===============  ==================================================  ======================================
-category         rule of a normal image                              logical anomalies (``RULES``; mask)
-===============  ==================================================  ======================================
-``pegboard``     4 x 4 pegs, yellow or blue at random; in each        ``mismatch``: one column's top and
-                 column the bottom peg has the top peg's colour      bottom pegs differ (both wells)
-``fruit_tray``   1-3 oranges on the left, as many nuts on the right   ``missing``, ``surplus``: one nut too
-                 (each in any of four places)                        few or too many (the right compartment)
-``cable_pair``   both connectors have k slots (k = 2, 3, 4) and the   ``mismatch``: the right connector has
-                 cable's colour says k (2 yellow, 3 blue, 4 red)     another k (that connector); ``colour``:
-                                                                     wrong colour; ``missing``: no cable
-                                                                     (the cable, or where it would run)
-``bead_string``  six beads; the last three repeat the colours of      ``mismatch``: one bead of the repeat
-                 the first three (drawn at random)                   differs (it and its partner);
-                                                                     ``reversed``: the repeat runs backwards
-                                                                     (each broken pair, one mask each)
-``brick_wall``   bricks run vertically                               ``turned``: a patch of horizontal
-                                                                     bricks (the patch)
-===============  ==================================================  ======================================
+- **LOCO-like** (``LOCO_LIKE_CATEGORIES``, with the texture): five objects
+  modelled on MVTec LOCO's five, whose rules have few valid global
+  configurations (``CONFIGURATIONS``, at most six), each seen many times in a
+  training set, and are carried by large parts;
+- **hard** (``HARD_CATEGORIES``): four objects whose rules draw from thousands
+  of valid configurations, so that a memory of patches and a model of the
+  whole image alike are at chance on them.
 
-In the object categories every part of a logical anomaly, and every
-neighbourhood of parts, also occurs in normal images, because normal images
-draw the free parts at random (colours, counts, places, k): only the
-combination is new, so a memory of normal patches cannot see it, while
-``rule_holds`` decides it from the scene's facts. The texture's turned patch
-is visible locally; it is kept as the texture example. Structural anomalies
-are local damage on an item (or anywhere on the texture): scratches, cracks,
-holes, stains and deformations. Normal images also vary in position,
-rotation, lighting and noise, so that no single template explains them.
+============  ============================================  ========================================
+category      rule of a normal image                        logical anomalies (``RULES``; mask)
+============  ============================================  ========================================
+drink_bottle  the liquid's colour is the label's fruit      mismatch (the label's fruit panel)
+lunch_box     2 oranges + 1 banana; ~60 % granola           missing, swapped, mix
+pin_tray      one pin in each of four compartments          missing, surplus (the compartment)
+bolt_kit      a column each of 2 bolts, 2 nuts, 2 washers   missing, surplus, swapped
+wire_splice   both connectors have k slots; cable says k    mismatch (connector), colour (cable)
+brick_wall    bricks run vertically (texture)               turned (the patch)
+pegboard      each column's bottom peg = its top peg        mismatch (both wells)
+fruit_tray    as many nuts as oranges (1-3)                 missing, surplus (the compartment)
+cable_pair    both connectors have k slots; cable says k    mismatch, colour, missing
+bead_string   the last three beads repeat the first three   mismatch, reversed (each broken pair)
+============  ============================================  ========================================
+
+In every object category each part of a logical anomaly also occurs in
+normal images; only the combination or the count is new, and ``rule_holds``
+decides it from the scene's facts. Structural anomalies are local damage on
+an item (or anywhere on the texture): scratches, cracks, holes, stains and
+deformations. Normal images also vary in position, rotation, lighting and
+noise, so that no single template explains them. docs/synthetic.md describes
+each category and measures how hard it is.
 
 Scenes are drawn with PIL at twice the image size and averaged down, which
-antialiases edges and masks alike. Every image has its own random generator,
-seeded by (seed, category, split, index), so a category or a split can be
-regenerated on its own, and the same seed always gives the same bytes.
+antialiases edges and masks alike. Every image has its own random generator
+(``image_rng``), seeded by (seed, category, split, index), so a category or a
+split can be regenerated on its own, and the same seed always gives the same bytes.
 """
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ def _ball(centre, radius: float, colour, rng) -> list[Shape]:
 
 
 # ---------------------------------------------------------------------------
-# The object categories. Each rule relates parts of the scene that lie far
+# The hard tier. Each rule relates parts of the scene that lie far
 # apart, and normal images draw every part at random within the rule, so that a
 # broken rule leaves each part, and each neighbourhood, as it appears in normal
 # images: only the combination is new.
