@@ -206,6 +206,17 @@ def test_a_training_set_shows_few_configurations_each_many_times(category):
     assert sum(synth.configurations(category, 100).values()) == 100
 
 
+def test_the_docs_give_each_category_its_number_of_configurations():
+    """docs/synthetic.md's table of the LOCO-like categories says what ``CONFIGURATIONS`` holds."""
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "synthetic.md").read_text()
+    documented = {}
+    for line in docs.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 5 and cells[0].startswith("`") and cells[0].strip("`") in synth.CONFIGURATIONS:
+            documented[cells[0].strip("`")] = int(cells[3].split(":")[0])
+    assert documented == synth.CONFIGURATIONS
+
+
 def test_each_written_image_is_drawn_by_its_own_generator(benchmark):
     """``image_rng`` is the generator ``generate`` draws an image with (``configurations`` reads its scenes)."""
     for category, split, folder in (("pegboard", "train", "train/good"), ("drink_bottle", "good", "test/good")):
