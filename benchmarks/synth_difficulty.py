@@ -84,18 +84,19 @@ def mean_colour_scores(train: torch.Tensor, test: torch.Tensor) -> np.ndarray:
     return torch.linalg.vector_norm(test.mean((2, 3)) - centre, dim=1).numpy()
 
 
+def nearest_indices(queries: torch.Tensor, bank: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """The row of `bank` (M x d) nearest to each row of `queries` (Q x d), found by torch.cdist in chunks."""
+    return torch.cat([torch.cdist(q, bank).argmin(1) for q in queries.split(chunk)])
+
+
 def nearest_distances(queries: torch.Tensor, bank: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
     """Euclidean distance of each row of `queries` (Q x d) to its nearest row of `bank` (M x d).
 
-    torch.cdist finds the neighbour in chunks of queries (its fast matrix-product
-    form); the distance to that neighbour is then computed directly, so that a
-    query found in the bank scores exactly 0.
+    The neighbour is found with torch.cdist's fast matrix-product form; the
+    distance to it is then computed directly, so that a query found in the
+    bank scores exactly 0.
     """
-    out = []
-    for q in queries.split(chunk):
-        nearest = torch.cdist(q, bank).argmin(1)
-        out.append(torch.linalg.vector_norm(q - bank[nearest], dim=1))
-    return torch.cat(out)
+    return torch.linalg.vector_norm(queries - bank[nearest_indices(queries, bank, chunk)], dim=1)
 
 
 def patch_memory_scores(train_features: torch.Tensor, test_features: torch.Tensor) -> np.ndarray:
@@ -134,7 +135,7 @@ def worst_cell_scores(train_features: torch.Tensor, test_features: torch.Tensor,
     """
     train_cells = torch.nn.functional.adaptive_avg_pool2d(train_features, grid)
     test_cells = torch.nn.functional.adaptive_avg_pool2d(test_features, grid)
-    nearest = torch.cdist(test_cells.flatten(1), train_cells.flatten(1)).argmin(1)
+    nearest = nearest_indices(test_cells.flatten(1), train_cells.flatten(1))
     return torch.linalg.vector_norm(test_cells - train_cells[nearest], dim=1).flatten(1).amax(1).numpy()
 
 
