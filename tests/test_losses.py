@@ -131,3 +131,13 @@ def test_the_terms_follow_the_configuration(smoke):
     assert full["total"].item() == pytest.approx((full["L_pl"] + full["L_pg"] + full["L_lg"]).item(), rel=1e-6)
     no_lg = losses.terms(out, smoke.replace(use_lg=False))
     assert no_lg["L_lg"].item() == 0 and no_lg["L_pg"].item() == full["L_pg"].item()
+
+
+def test_l_v_floor_is_the_least_value_a_non_negative_output_reaches(pair):
+    _, u = pair
+    floor = losses.l_v_floor(u)
+    assert torch.allclose(losses.l_v(u.clamp(min=0), u), floor)  # reached by ReLU(U)
+    for _ in range(20):  # and by nothing non-negative below it
+        a = torch.rand_like(u) * 3
+        assert (losses.l_v(a, u) >= floor - 1e-6).all()
+    assert torch.equal(losses.l_v_floor(u.abs()), torch.zeros_like(floor))  # non-negative targets: no floor

@@ -329,7 +329,7 @@ def test_the_source_commit_is_this_checkout_s_head_and_says_when_the_code_differ
 def test_runs_on_images_of_another_generator_are_made_again_and_kept_aside(sweep, root, tmp_path, counted_fit,
                                                                            monkeypatch):
     _, out = sweep
-    assert set(load_runs(out)["data_version"]) == {f"synthetic-v{data.synth.GENERATOR_VERSION}"}
+    assert set(load_runs(out)["data_version"]) == {f"synthetic-v{data.synth.GENERATOR_VERSION} (16/8/24 images)"}
     shutil.copytree(out, tmp_path / "redrawn")
     shutil.copytree(root, tmp_path / "images")
     monkeypatch.setattr(data.synth, "GENERATOR_VERSION", data.synth.GENERATOR_VERSION + 1)
@@ -337,6 +337,18 @@ def test_runs_on_images_of_another_generator_are_made_again_and_kept_aside(sweep
     runs = reproduce("synthetic", tmp_path / "images", ["pegboard"], seeds=1, variants=["full"],
                      out=tmp_path / "redrawn", **SMOKE)
     assert counted_fit == [0]
-    assert set(runs["data_version"]) == {f"synthetic-v{data.synth.GENERATOR_VERSION}"}
+    assert set(runs["data_version"]) == {f"synthetic-v{data.synth.GENERATOR_VERSION} (16/8/24 images)"}
     superseded = pd.read_csv(tmp_path / "redrawn" / "superseded.csv")
-    assert list(superseded["data_version"]) == [f"synthetic-v{data.synth.GENERATOR_VERSION - 1}"]
+    assert list(superseded["data_version"]) == [f"synthetic-v{data.synth.GENERATOR_VERSION - 1} (16/8/24 images)"]
+
+
+def test_runs_on_a_test_set_of_another_size_are_made_again(sweep, root, tmp_path, counted_fit):
+    """The same generator drawing more test images makes other numbers: a run on 24 test images is not one on 30."""
+    _, out = sweep
+    shutil.copytree(out, tmp_path / "more")
+    data.synth.generate(tmp_path / "images", ["pegboard"], image_size=64, n_train=16, n_val=8, n_test=30)
+    runs = reproduce("synthetic", tmp_path / "images", ["pegboard"], seeds=1, variants=["full"],
+                     out=tmp_path / "more", **SMOKE)
+    assert counted_fit == [0]
+    assert set(runs["data_version"]) == {f"synthetic-v{data.synth.GENERATOR_VERSION} (16/8/30 images)"}
+    assert int(runs["n_test"].iloc[0]) == 30

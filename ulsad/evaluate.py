@@ -1,6 +1,7 @@
 """Evaluation of a trained detector on a test set: the paper's metrics for each map (Sec. 4, Tables 1-2, 6-20).
 
     evaluate(detector, test)          metrics of the local, global and combined maps, a flat dict
+    floor_and_border(detector, test)  l_v's floor and the border maxima of the raw local map (normal images)
     predict_dataset(detector, test)   the maps, image scores and ground truth behind them (numpy)
     alpha_beta_grid(detector, validation, test, alphas, betas)
                                       Fig. 7: the metrics at other quantile levels, without retraining
@@ -144,6 +145,39 @@ def evaluate(detector, dataset, batch_size: int | None = None, defects_config=No
     pred = predict_dataset(detector, dataset, batch_size)
     defects = None if defects_config is None else load_defects(dataset, defects_config)
     return compute_metrics(pred, defects=defects)
+
+
+def floor_and_border(detector, dataset, batch_size: int | None = None) -> dict:
+    """What the raw local map M^l (Eq. 7, at h* x w*) does on the normal images of ``dataset``.
+
+    - ``local.floor_share``: the mean of l_v's floor (:func:`ulsad.losses.l_v_floor`) over the
+      mean of M^l, the share of the map no training can remove; null when ψ has no final ReLU,
+      whose output can then reach U and the floor does not bind.
+    - ``local.border_share``: the fraction of normal images whose M^l peaks on the outer ring of
+      feature cells (chance: the ring's share of the grid, 60 of 256 cells at h* = 16).
+    """
+    from .losses import l_v_floor
+
+    cfg = detector.config
+    detector.eval()
+    floor, m_sum, on_ring, n = 0.0, 0.0, 0, 0
+    with torch.no_grad():
+        for batch in DataLoader(dataset, batch_size=batch_size or cfg.batch_size, num_workers=cfg.num_workers):
+            x = batch["image"][np.asarray(batch["label"]) == 0]
+            if len(x) == 0:
+                continue
+            out = detector(x.to(detector.device))
+            m_l, _ = maps.raw_maps(out, cfg)
+            floor += float(l_v_floor(out.u).sum())
+            m_sum += float(m_l.sum())
+            h, w = m_l.shape[-2:]
+            row, col = np.unravel_index(m_l.flatten(1).argmax(1).cpu().numpy(), (h, w))
+            on_ring += int(((row == 0) | (row == h - 1) | (col == 0) | (col == w - 1)).sum())
+            n += len(x)
+    if n == 0:
+        raise DataError("floor_and_border needs normal images in the test set; it holds none")
+    return {"local.floor_share": floor / m_sum if cfg.frn_final_relu else None,
+            "local.border_share": on_ring / n}
 
 
 def alpha_beta_grid(detector, validation, test, alphas, betas, batch_size: int | None = None) -> pd.DataFrame:

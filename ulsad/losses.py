@@ -29,6 +29,16 @@ def l_v(a: torch.Tensor, b: torch.Tensor, dim: int = 1) -> torch.Tensor:
     return (a - b).pow(2).mean(dim)
 
 
+def l_v_floor(u: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """The least l_v(a, U) any a >= 0 can reach: (1/c*) ||min(U, 0)||², at each position.
+
+    With the authors' final ReLU, ψ's Ũ' is non-negative while the standardised U is
+    negative about half the time, so this part of Eq. (1) and of the map of Eq. (7)
+    stays whatever ψ learns.
+    """
+    return u.clamp(max=0).pow(2).mean(dim)
+
+
 def l_d(a: torch.Tensor, b: torch.Tensor, dim: int = 1) -> torch.Tensor:
     """Eq. (2), right: 1 - cos(a, b), the difference in direction at each position."""
     return 1 - F.cosine_similarity(a, b, dim=dim, eps=1e-8)

@@ -22,10 +22,12 @@ Files in ``out``:
   backbone's weights as ``detector.weights_source`` says: imagenet, random,
   file:NAME), ``backbone``, ``image_size``, ``epochs``, ``config`` (the full
   Config as JSON), ``device``, ``n_train``, ``n_validation``, ``final_loss``,
-  ``train_s``, ``eval_s``, ``wall_s``, ``ulsad_version``, ``commit`` (see
+  ``final_L_pl`` (both the last epoch's mean), ``train_s``, ``eval_s``, ``wall_s``, ``ulsad_version``, ``commit`` (see
   :func:`source_commit`), ``finished``; then every
   metric key of :mod:`ulsad.evaluate` (``image_auroc``, ``local.aupro``,
-  ``logical.image_auroc``, ...) as fractions in [0, 1], empty where undefined.
+  ``logical.image_auroc``, ...) as fractions in [0, 1], empty where undefined,
+  and the local map's diagnostics ``local.floor_share`` and ``local.border_share``
+  (:func:`ulsad.evaluate.floor_and_border`).
 - ``summary_by_category.csv`` / ``.md`` and ``summary_by_dataset.csv`` / ``.md``:
   one row per setting and metric, in percent as the paper prints: ``mean`` and
   ``std`` over seeds (sample std; the dataset level takes the mean over the
@@ -69,7 +71,7 @@ import torch
 from . import __version__, data, paper, train
 from .backbone import describe_weights
 from .config import VARIANTS, Config, default_profile, get_config
-from .evaluate import METRICS, evaluate, find_defects_config
+from .evaluate import METRICS, evaluate, find_defects_config, floor_and_border
 
 RUNS_FILE = "runs.csv"
 SUPERSEDED_FILE = "superseded.csv"  # rows whose name now resolves to another configuration: kept, not reused
@@ -112,12 +114,19 @@ class Run:
 
 
 def data_version(dataset: str, root, category: str) -> str:
-    """For the synthetic benchmark, the generator that drew the images ("synthetic-v2", or
-    "synthetic-unstamped" for a copy older than the stamps); "" for a real dataset, which does not change."""
+    """For the synthetic benchmark, the generator that drew the images and how many it drew
+    ("synthetic-v2 (100/30/300 images)": train/validation/test), or "synthetic-unstamped" for a copy
+    older than the stamps; "" for a real dataset, which does not change."""
     if dataset != "synthetic":
         return ""
     made_by = data.synth.stamp(root, category)
-    return f"synthetic-v{made_by['generator']}" if made_by else "synthetic-unstamped"
+    if not made_by:
+        return "synthetic-unstamped"
+    counts = made_by.get("counts")
+    if not counts:
+        return f"synthetic-v{made_by['generator']}"
+    test = sum(counts[k] for k in ("good", "logical", "structural"))
+    return f"synthetic-v{made_by['generator']} ({counts['train']}/{counts['validation']}/{test} images)"
 
 
 @functools.cache
@@ -172,6 +181,7 @@ def run_one(run: Run) -> dict:
     detector, history = train.fit(train_set, validation, cfg, progress=False)
     trained = time.perf_counter()
     result = evaluate(detector, test, defects_config=find_defects_config(run.root, run.category))
+    result.update(floor_and_border(detector, test))
     end = time.perf_counter()
     device = str(detector.device)
     if detector.device.type == "cuda":
@@ -181,7 +191,8 @@ def run_one(run: Run) -> dict:
         "root": run.root, "weights": detector.weights_source,
         "backbone": cfg.backbone, "image_size": cfg.image_size, "epochs": cfg.epochs,
         "config": json.dumps(cfg.to_dict(), sort_keys=True), "device": device, "n_train": len(train_set),
-        "n_validation": len(validation), "final_loss": history[-1]["total"], "train_s": trained - start,
+        "n_validation": len(validation), "final_loss": history[-1]["total"], "final_L_pl": history[-1]["L_pl"],
+        "train_s": trained - start,
         "eval_s": end - trained, "wall_s": end - start, "ulsad_version": __version__,
         "commit": source_commit(),
         "finished": datetime.datetime.now().isoformat(timespec="seconds"),

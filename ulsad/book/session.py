@@ -24,8 +24,8 @@ from ..train import fit, pick_device
 
 
 # The synthetic categories whose `demo` results the book commits (results/synthetic-demo/) and whose
-# runs the reproduction chapters read: the combinatorial tier and the texture.
-REPRODUCED = ("pegboard", "fruit_tray", "cable_pair", "bead_string", "brick_wall")
+# runs the reproduction chapters read: the five LOCO-like objects and the texture.
+REPRODUCED = data.synth.LOCO_LIKE_CATEGORIES
 
 
 def workdir() -> Path:
