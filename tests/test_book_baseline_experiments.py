@@ -134,3 +134,17 @@ def test_example_maps_take_the_first_images_of_each_type_and_rank_them_as_the_ta
     assert all(((0 <= v) & (v <= 1)).all() and len(v) == 4 for v in examples["outscored"].values())
     fig = result_figures.plot_method_maps(examples, {"ulsad": "ULSAD", "padim": "PaDiM"}, note="smoke")
     assert len(fig.axes) == 4 * 3
+
+
+def test_each_seed_is_its_own_row_and_a_seed_repeats_itself(session, tmp_path):
+    path = tmp_path / "baselines.csv"
+
+    def patchcore(seed):
+        return experiments.results(session.config.replace(seed=seed), session.load, path, profile=session.profile,
+                                   dataset=session.dataset, categories=["pegboard"], names=["patchcore"],
+                                   coreset_ratio=0.1)
+
+    first, second = patchcore(0), patchcore(1)
+    assert first["seed"].tolist() == [0] and second["seed"].tolist() == [1] and len(pd.read_csv(path)) == 2
+    path.unlink()
+    assert patchcore(0)["image_auroc"].tolist() == first["image_auroc"].tolist()  # made again, the same

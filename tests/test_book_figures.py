@@ -115,3 +115,14 @@ def test_the_difficulty_figure_draws_one_bar_per_detector_category_and_type():
     fig = method_figures.plot_difficulty(table)
     assert [len(ax.patches) for ax in fig.axes[:2]] == [6, 6]
     assert [p.get_height() for p in fig.axes[0].patches] == [0.5, 0.5, 0.9, 0.9, 0.6, 0.6]
+
+
+def test_term_curves_draw_each_training_and_the_floors_given():
+    histories = {"with": [{"epoch": e, "L_pl": 1.0 + 1 / e} for e in (1, 2, 3)],
+                 "without": [{"epoch": e, "L_pl": 1 / e} for e in (1, 2, 3)]}
+    fig = method_figures.plot_term_curves(histories, floors={"with": 0.9})
+    ax = fig.axes[0]
+    assert [list(line.get_ydata()) for line in ax.lines[::2][:1]] == [[2.0, 1.5, 1 + 1 / 3]]
+    assert len(ax.lines) == 3  # two curves, one floor
+    assert list(ax.lines[1].get_ydata()) == [0.9, 0.9]
+    plt.close(fig)

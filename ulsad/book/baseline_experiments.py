@@ -4,9 +4,9 @@ They drive the anomalib adapter (:mod:`ulsad.baselines`) on the chapter's data,
 given explicitly: a configuration, ``load(split, category)`` returning a split
 (an :class:`ulsad.data.AnomalyDataset`), and the profile and dataset names that
 label each row. A row is reused when the CSV already holds one made with the same
-setting (profile, backbone, its weights, image size, anomalib version, for
-PatchCore its coreset ratio, and for the synthetic benchmark the generator that
-drew the images). Each row also records the git commit of the code that made it
+setting (profile, backbone, its weights, image size, anomalib version, seed, the
+numbers of training and test images, for PatchCore its coreset ratio, and for the
+synthetic benchmark the generator that drew the images). Each row also records the git commit of the code that made it
 (:func:`ulsad.reproduce.source_commit`); it is not part of the setting, so a new
 commit does not redo every measurement.
 """
@@ -35,38 +35,41 @@ def results(config: Config, load, path, *, profile: str, dataset: str, categorie
             names=BASELINES, coreset_ratio: float = CORESET_RATIO) -> pd.DataFrame:
     """One row per (baseline, category): the metrics of :func:`ulsad.baselines.evaluate` and how the row was made.
 
-    Rows already in the CSV at ``path`` made with the same setting are reused; the
-    others are computed (train split to fit, test split to score) and added, each as
-    soon as it is made, so an interrupted call resumes where it stopped. Rows of
+    ``config.seed`` seeds everything random in a baseline (PatchCore's coreset, PaDiM's
+    choice of channels); call once per seed for several. Rows already in the CSV at
+    ``path`` made with the same setting, seed and numbers of training and test images are
+    reused; the others are computed (train split to fit, test split to score) and added,
+    each as soon as it is made, so an interrupted call resumes where it stopped. Rows of
     other settings stay in the file but are neither reused nor returned.
     """
     path = Path(path)
     version = anomalib_version()
     backbone = ulsad_backbone(config)
     everything = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["method", "category"])
-    setting = dict(profile=profile, backbone=config.backbone, weights=backbone[1],
-                   image_size=config.image_size, anomalib=version, data_version=_data_version(dataset))
-
-    def of_this_setting(table: pd.DataFrame) -> pd.DataFrame:
-        return table[_made_with(table, setting) & _same_coreset(table, coreset_ratio)].reset_index(drop=True)
-
-    old = of_this_setting(everything)
-    done = set(zip(old["method"], old["category"]))
+    setting = dict(profile=profile, backbone=config.backbone, weights=backbone[1], image_size=config.image_size,
+                   anomalib=version, data_version=_data_version(dataset), seed=config.seed)
+    rows = []
     for category in categories:
+        train_set, test_set = load("train", category), load("test", category)
+        here = dict(setting, n_train=len(train_set), n_test=len(test_set))
         for name in names:
-            if (name, category) in done:
+            mine = everything[(everything["method"] == name) & (everything["category"] == category)]
+            made = mine[_made_with(mine, here) & _same_coreset(mine, coreset_ratio)]
+            if len(made):
+                rows.append(made.iloc[-1].to_dict())
                 continue
-            model = baselines.build(name, config, coreset_ratio, backbone)
+            model = baselines.build(name, config, coreset_ratio, ulsad_backbone(config))
             start = time.perf_counter()
-            baselines.fit(model, stack_images(load("train", category)))
+            baselines.fit(model, stack_images(train_set))
             fit_s = time.perf_counter() - start
-            result = baselines.evaluate(model, load("test", category))
+            result = baselines.evaluate(model, test_set)
             row = {"method": name, "category": category, **result, "fit_s": fit_s,
                    "stored_bytes": baselines.stored_bytes(model), "data": dataset,
-                   "coreset_ratio": coreset_ratio if name == "patchcore" else None, **setting,
+                   "coreset_ratio": coreset_ratio if name == "patchcore" else None, **here,
                    "commit": source_commit()}
             everything = _append(path, everything, [row])
-    return of_this_setting(everything)
+            rows.append(everything.iloc[-1].to_dict())
+    return pd.DataFrame(rows)
 
 
 def _append(path: Path, table: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:

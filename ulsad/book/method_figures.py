@@ -417,6 +417,24 @@ def plot_loss_history(history, terms=("L_pl", "L_pg", "L_lg", "total"), note: st
     return fig
 
 
+def plot_term_curves(histories: dict, term: str = "L_pl", floors: dict | None = None,
+                     note: str | None = None) -> plt.Figure:
+    """One loss term per epoch for several trainings (name -> `fit`'s history) on one axis, each with
+    its floor (name -> value) as a dashed line of the same colour where one is given."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    for (name, history), colour in zip(histories.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+        ax.plot([h["epoch"] for h in history], [h[term] for h in history], marker=".", lw=1.2, color=colour,
+                label=name)
+        if floors and name in floors:
+            ax.axhline(floors[name], color=colour, ls="--", lw=1, label=f"{name}: floor of $l_v$")
+    ax.set(xlabel="epoch", ylabel=f"mean {term} over the epoch", ylim=(0, None))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    add_note(fig, note)
+    fig.tight_layout()
+    return fig
+
+
 def plot_learning_curves(curves, panels: dict, note: str | None = None) -> plt.Figure:
     """Metrics against epochs, one panel per column of ``panels`` (column -> title), one line per run.
 

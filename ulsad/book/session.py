@@ -19,13 +19,16 @@ from .. import __version__, data
 from ..backbone import FeatureExtractor, describe_weights
 from ..config import SYNTHETIC_SIZES, Config, default_profile, get_config
 from ..detector import ULSAD
-from ..reproduce import Run, data_version
+from ..reproduce import Run, data_version, reproduce
 from ..train import fit, pick_device
 
 
 # The synthetic categories whose `demo` results the book commits (results/synthetic-demo/) and whose
 # runs the reproduction chapters read: the five LOCO-like objects and the texture.
 REPRODUCED = data.synth.LOCO_LIKE_CATEGORIES
+# Part 2's main table: ULSAD as this book's profile runs it, and with ψ's final ReLU as the authors' code has it.
+MAIN_VARIANTS = ("full", "authors_relu")
+MAIN_SEEDS = 3
 
 
 def workdir() -> Path:
@@ -87,6 +90,15 @@ class Session:
         for category in REPRODUCED:
             _synthetic_root(self.profile, self.config.image_size, category)
         return list(REPRODUCED)
+
+    def main_runs(self, verbose: bool = False):
+        """Part 2's main runs, which chapters 5, 8, 9 and 11 quote: ULSAD in this profile and with the authors'
+        final ReLU (``MAIN_VARIANTS``), seeds 0 to ``MAIN_SEEDS - 1``, on every category of :meth:`categories`.
+        Made once into ``results_dir("main")`` and read from there afterwards; the rows of runs.csv."""
+        overrides = {k: v for k, v in self.overrides.items() if k != "seed"}
+        return reproduce(self.dataset, os.path.relpath(self.root), self.categories(), seeds=MAIN_SEEDS,
+                         variants=MAIN_VARIANTS, profile=self.profile, overrides=overrides,
+                         out=self.results_dir("main"), verbose=verbose)
 
     def results_dir(self, experiment: str) -> Path:
         """Where an experiment's `reproduce` runs and summaries go; runs already there are reused.
