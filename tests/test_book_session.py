@@ -1,4 +1,6 @@
 """What every chapter does first (ulsad.book.session): profile, data, weights, and sharing trained detectors."""
+import json
+
 import pytest
 
 from ulsad import data, train
@@ -103,3 +105,14 @@ def test_a_session_s_run_id_is_the_one_reproduce_gives_its_run(home):
     session = setup("pegboard", profile="smoke", quiet=True)
     run = Run("synthetic", str(session.root), "pegboard", "local_vd", 0, "smoke")
     assert session.run_id("local_vd") == run.identity()["config_id"] != session.run_id("full")
+
+
+def test_main_runs_at_another_size_draw_the_images_at_that_size_and_scale_the_blur(home):
+    session = setup("pin_tray", profile="smoke", quiet=True, epochs=1)
+    runs = session.main_runs(image_size=128, categories=["pin_tray"], seeds=1)
+    assert sorted(runs["variant"]) == ["authors_relu", "full"] and set(runs["image_size"]) == {128}
+    config = json.loads(runs["config"].iloc[0])
+    assert (config["blur_sigma"], config["blur_kernel"]) == (2.0, 17)  # smoke's σ = 1, k = 9 at 64 px
+    assert (home / "data" / "synthetic-smoke-128px" / "pin_tray").is_dir()
+    assert (home / "results" / "synthetic-smoke" / "main-128px" / "runs.csv").is_file()
+    assert data.synth.stamp(session.root, "pin_tray")["image_size"] == 64  # the profile's own images untouched

@@ -94,14 +94,30 @@ class Session:
             _synthetic_root(self.profile, self.config.image_size, category)
         return list(REPRODUCED)
 
-    def main_runs(self, verbose: bool = False):
-        """Part 2's main runs, which chapters 5, 8, 9 and 11 quote: ULSAD in this profile and with the authors'
-        final ReLU (``MAIN_VARIANTS``), seeds 0 to ``MAIN_SEEDS - 1``, on every category of :meth:`categories`.
-        Made once into ``results_dir("main")`` and read from there afterwards; the rows of runs.csv."""
+    def main_runs(self, image_size: int | None = None, categories=None, seeds: int = MAIN_SEEDS,
+                  verbose: bool = False, executor: str = "local"):
+        """Part 2's main runs, which chapters 3, 5, 8-11 quote: ULSAD in this profile and with the authors'
+        final ReLU (``MAIN_VARIANTS``), seeds 0 to ``seeds - 1``, on every category of :meth:`categories`.
+        Made once into ``results_dir("main")`` and read from there afterwards; the rows of runs.csv.
+
+        image_size: another size than the profile's, on the synthetic benchmark drawn at that size (its own
+        folder), with the blur scaled in proportion; its runs go to ``results_dir("main-<size>px")``.
+        """
         overrides = {k: v for k, v in self.overrides.items() if k != "seed"}
-        return reproduce(self.dataset, os.path.relpath(self.root), self.categories(), seeds=MAIN_SEEDS,
-                         variants=MAIN_VARIANTS, profile=self.profile, overrides=overrides,
-                         out=self.results_dir("main"), verbose=verbose)
+        categories = list(categories or self.categories())
+        root, out = self.root, self.results_dir("main")
+        if image_size is not None and image_size != self.config.image_size:
+            if not self.synthetic:
+                raise ValueError("main_runs(image_size=...) draws the synthetic benchmark at that size; "
+                                 f"with {self.dataset}, set image_size in the profile instead")
+            ratio = image_size / self.config.image_size
+            overrides.update(image_size=image_size, blur_sigma=self.config.blur_sigma * ratio,
+                             blur_kernel=2 * round((self.config.blur_kernel - 1) * ratio / 2) + 1)
+            for category in categories:
+                root = _synthetic_root(self.profile, image_size, category)
+            out = self.results_dir(f"main-{image_size}px")
+        return reproduce(self.dataset, os.path.relpath(root), categories, seeds=seeds, variants=MAIN_VARIANTS,
+                         profile=self.profile, overrides=overrides, out=out, verbose=verbose, executor=executor)
 
     def results_dir(self, experiment: str) -> Path:
         """Where an experiment's `reproduce` runs and summaries go; runs already there are reused.
@@ -124,7 +140,9 @@ class Session:
 def _synthetic_root(profile: str, image_size: int, category: str) -> Path:
     """The synthetic benchmark for a profile, generated once (a few seconds per category), and again
     when what is on disk was made by another generator or with other sizes."""
-    root = workdir() / "data" / f"synthetic-{profile}"
+    own_size = get_config(profile).image_size
+    root = workdir() / "data" / (f"synthetic-{profile}" if image_size == own_size
+                                 else f"synthetic-{profile}-{image_size}px")
     n_train, n_val, n_test = SYNTHETIC_SIZES[profile]
     made_by = data.synth.stamp(root, category) or {}
     wanted = {"generator": data.synth.GENERATOR_VERSION, "seed": 0, "image_size": image_size,
