@@ -12,7 +12,8 @@ generator version move to ``<csv>-superseded.csv`` and are run again.
     python benchmarks/training_budget.py --categories pegboard cable_pair \
         --settings 128:96 128:152 --epochs 200 --every 10 --csv results/synthetic-demo/training-budget/curves.csv
 
-Everything else is the `demo` profile (ImageNet EfficientNet-Lite0, its blur).
+Everything else is the `demo` profile (ImageNet EfficientNet-Lite0, its blur), with
+the Config fields given by ``--set NAME=VALUE``; each row records ``frn_final_relu``.
 """
 from __future__ import annotations
 
@@ -26,19 +27,21 @@ import torch
 
 from ulsad import data, get_config
 from ulsad.book.learning_curves import learning_curve
-from ulsad.config import SYNTHETIC_SIZES
+from ulsad.config import SYNTHETIC_SIZES, parse_overrides
 from ulsad.reproduce import source_commit
 
 DATA_VERSION = f"synthetic-v{data.synth.GENERATOR_VERSION}"
 
 
-def curve(category: str, root: Path, image_size: int, c_star: int, epochs: int, every: int) -> list[dict]:
-    """One fit of the `demo` profile at this size and c*, evaluated every `every` epochs."""
-    cfg = get_config("demo", image_size=image_size, c_star=c_star, epochs=epochs)
+def curve(category: str, root: Path, image_size: int, c_star: int, epochs: int, every: int,
+          overrides: dict | None = None) -> list[dict]:
+    """One fit of the `demo` profile at this size and c* (and `overrides`), evaluated every `every` epochs."""
+    cfg = get_config("demo", image_size=image_size, c_star=c_star, epochs=epochs, **(overrides or {}))
     load = lambda split: data.load("synthetic", root, category, split, image_size=image_size)  # noqa: E731
     return learning_curve(cfg, load("train"), load("validation"), load("test"), every,
                           label={"category": category, "image_size": image_size, "c_star": c_star,
-                                 "data_version": DATA_VERSION, "commit": source_commit()})
+                                 "frn_final_relu": cfg.frn_final_relu, "data_version": DATA_VERSION,
+                                 "commit": source_commit()})
 
 
 def main() -> None:
@@ -49,7 +52,14 @@ def main() -> None:
     p.add_argument("--every", type=int, default=10)
     p.add_argument("--data", type=Path, default=Path("data/training-budget"))
     p.add_argument("--csv", type=Path, required=True)
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a Config field for every fit, e.g. frn_final_relu=true (the authors' final ReLU)")
     args = p.parse_args()
+    try:
+        overrides = parse_overrides(args.set)
+        get_config("demo", **overrides)
+    except ValueError as e:
+        p.error(str(e))
     settings = [tuple(int(v) for v in s.split(":")) for s in args.settings]
     args.csv.parent.mkdir(parents=True, exist_ok=True)  # before hours of training, not after
     done = pd.read_csv(args.csv) if args.csv.is_file() else pd.DataFrame()
@@ -72,7 +82,7 @@ def main() -> None:
                 if len(done) and ((done["category"] == category) & (done["image_size"] == size)
                                   & (done["c_star"] == c_star)).any():
                     continue
-                rows = curve(category, root, size, c_star, args.epochs, args.every)
+                rows = curve(category, root, size, c_star, args.epochs, args.every, overrides)
                 done = pd.concat([done, pd.DataFrame(rows)], ignore_index=True)
                 done.to_csv(args.csv, index=False)
                 last = rows[-1]
