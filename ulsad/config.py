@@ -199,7 +199,7 @@ class Config:
 # the best the training-budget study (chapter 7, section 7.5) found within reach of
 # a CPU: 256 px, where the border takes a smaller share of the feature grid; c* = 96,
 # since all 152 channels did not help at 256 px; 40 epochs, by which the 256-px
-# curves have levelled off; and the generator's full 200 / 50 / 150 images.
+# curves have levelled off; and 200 / 50 / 300 images per category.
 #
 # The Lite0 profiles depart from the authors' code in one place: ψ ends without its final
 # ReLU (frn_final_relu=False). Eq. (1) and (7) compare ψ's output with the signed,
