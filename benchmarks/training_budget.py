@@ -51,10 +51,14 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--every", type=int, default=10)
     p.add_argument("--data", type=Path, default=Path("data/training-budget"))
+    p.add_argument("--n-test", type=int, default=SYNTHETIC_SIZES["demo"][2],
+                   help="test images per category, a third of them of each type (default: the demo profile's)")
     p.add_argument("--csv", type=Path, required=True)
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="a Config field for every fit, e.g. frn_final_relu=true (the authors' final ReLU)")
     args = p.parse_args()
+    if args.n_test < 3:
+        p.error(f"--n-test {args.n_test}: expected at least 3 (a third of them of each type)")
     try:
         overrides = parse_overrides(args.set)
         get_config("demo", **overrides)
@@ -72,7 +76,8 @@ def main() -> None:
             done = done[current]
             done.to_csv(args.csv, index=False)
             print(f"# {int((~current).sum())} rows made on images of another generator moved to {aside}")
-    n_train, n_val, n_test = SYNTHETIC_SIZES["demo"]
+    n_train, n_val, _ = SYNTHETIC_SIZES["demo"]
+    n_test = args.n_test
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
     for size in sorted({s for s, _ in settings}):
         root = data.synth.generate(args.data / f"{size}px", args.categories, seed=0, image_size=size,
