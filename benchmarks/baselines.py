@@ -1,7 +1,7 @@
 """PatchCore and PaDiM (anomalib) in any profile, on ULSAD's backbone, image size and data.
 
     python benchmarks/baselines.py --profile cpu-full --root data/synthetic-cpu-full \
-        --coreset-ratio 0.01 --csv results/synthetic-cpu-full/baselines/baselines.csv
+        --coreset-ratio 0.01 --seeds 0 1 2 --csv results/synthetic-cpu-full/baselines/baselines.csv
 
 Chapter 11 compares ULSAD with the two baselines in the book's own profile. This
 script makes the same rows (``ulsad.book.baseline_experiments.results``: same
@@ -23,6 +23,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from ulsad import data
 from ulsad.baselines import BASELINES, CORESET_RATIO, anomalib_version
 from ulsad.book import baseline_experiments as experiments
@@ -38,6 +40,8 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", nargs="+", default=list(BASELINES), choices=BASELINES)
     parser.add_argument("--coreset-ratio", type=float, default=CORESET_RATIO,
                         help=f"PatchCore's share of training patches kept (default {CORESET_RATIO}, anomalib's)")
+    parser.add_argument("--seeds", nargs="+", type=int,
+                        help="seeds of PatchCore's coreset projection and PaDiM's channels (default: the profile's)")
     parser.add_argument("--csv", required=True, type=Path)
     args = parser.parse_args(argv)
 
@@ -45,6 +49,8 @@ def main(argv=None) -> int:
         parser.error("the baselines need anomalib: pip install anomalib")
     if not 0 < args.coreset_ratio <= 1:
         parser.error(f"--coreset-ratio must be in (0, 1], got {args.coreset_ratio}")
+    if args.seeds and min(args.seeds) < 0:
+        parser.error(f"--seeds must be non-negative integers, got {args.seeds}")
     if not args.root.is_dir():
         parser.error(f"--root {args.root} is not a folder")
     categories = args.categories or data.categories(args.dataset, args.root)
@@ -61,9 +67,11 @@ def main(argv=None) -> int:
         return data.load(args.dataset, args.root, category, split, image_size=config.image_size,
                          val_fraction=config.val_fraction, seed=config.seed)
 
-    table = experiments.results(config, load, args.csv, profile=args.profile, dataset=args.dataset,
-                                categories=categories, names=args.methods, coreset_ratio=args.coreset_ratio)
-    columns = ["method", "category", "image_auroc", "pixel_auroc", "aupro", "logical.image_auroc",
+    table = pd.concat([experiments.results(config.replace(seed=seed), load, args.csv, profile=args.profile,
+                                           dataset=args.dataset, categories=categories, names=args.methods,
+                                           coreset_ratio=args.coreset_ratio)
+                       for seed in args.seeds or [config.seed]], ignore_index=True)
+    columns = ["method", "category", "seed", "image_auroc", "pixel_auroc", "aupro", "logical.image_auroc",
                "structural.image_auroc", "fit_s"]
     print(table.loc[table["method"].isin(args.methods), columns].round(3).to_string(index=False))
     return 0

@@ -22,20 +22,22 @@ def root(tmp_path_factory):
                                n_train=6, n_val=2, n_test=6)
 
 
-def test_writes_one_row_per_method_and_category_with_its_setting(root, tmp_path, capsys):
+def test_writes_one_row_per_method_category_and_seed_with_its_setting(root, tmp_path, capsys):
     out = tmp_path / "rows" / "baselines.csv"
     assert script.main(["--profile", "smoke", "--root", str(root), "--categories", "pegboard",
-                        "--coreset-ratio", "0.05", "--csv", str(out)]) == 0
+                        "--coreset-ratio", "0.05", "--seeds", "0", "1", "--csv", str(out)]) == 0
     rows = pd.read_csv(out)
-    assert sorted(rows["method"]) == ["padim", "patchcore"] and (rows["category"] == "pegboard").all()
+    assert sorted(zip(rows["method"], rows["seed"])) == [("padim", 0), ("padim", 1), ("patchcore", 0), ("patchcore", 1)]
+    assert (rows["category"] == "pegboard").all()
     assert (rows["profile"] == "smoke").all() and (rows["commit"] == source_commit()).all()
-    assert rows.set_index("method").loc["patchcore", "coreset_ratio"] == 0.05
+    assert (rows.loc[rows["method"] == "patchcore", "coreset_ratio"] == 0.05).all()
     assert "pegboard" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args, named", [
     (["--coreset-ratio", "0"], "--coreset-ratio"),
     (["--categories", "fruit_tray"], "fruit_tray/train"),
+    (["--seeds", "0", "-1"], "--seeds"),
 ])
 def test_bad_settings_stop_before_any_fit_naming_the_parameter(root, tmp_path, capsys, args, named):
     out = tmp_path / "baselines.csv"
