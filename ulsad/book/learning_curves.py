@@ -8,7 +8,8 @@ from ..evaluate import evaluate
 
 # What each evaluation records besides the epoch's loss terms
 METRICS = ("image_auroc", "pixel_auroc", "aupro", "logical.image_auroc", "structural.image_auroc",
-           "local.image_auroc", "global.image_auroc", "local.pixel_auroc", "global.pixel_auroc")
+           "local.image_auroc", "global.image_auroc", "local.pixel_auroc", "global.pixel_auroc",
+           "local.structural.image_auroc", "global.logical.image_auroc")
 
 
 def learning_curve(config, train, validation, test, every: int, label: dict | None = None) -> list[dict]:
