@@ -126,3 +126,17 @@ def test_term_curves_draw_each_training_and_the_floors_given():
     assert len(ax.lines) == 3  # two curves, one floor
     assert list(ax.lines[1].get_ydata()) == [0.9, 0.9]
     plt.close(fig)
+
+
+def test_curves_against_references_draw_a_panel_per_category_with_each_reference_as_a_level_line():
+    curves = pd.DataFrame({"category": ["bolt_kit"] * 4 + ["brick_wall"] * 2,
+                           "run": ["c* = 96", "c* = 96", "c* = 152", "c* = 152", "c* = 96", "c* = 96"],
+                           "epoch": [20, 40, 20, 40, 20, 40], "score": [0.7, 0.8, 0.6, 0.9, 0.5, 0.55]})
+    references = pd.DataFrame({"category": ["bolt_kit", "bolt_kit", "brick_wall"],
+                               "method": ["PatchCore", "PaDiM", "PatchCore"], "value": [84.0, 90.0, 97.5]})
+    fig = result_figures.plot_curves_against_references(curves, "score", references, "percent", note="made by x")
+    left, right = fig.axes
+    assert (left.get_title(), right.get_title()) == ("bolt_kit", "brick_wall")
+    assert [list(line.get_ydata()) for line in left.get_lines()[:2]] == [[70.0, 80.0], [60.0, 90.0]]
+    assert [line.get_ydata()[0] for line in left.get_lines()[2:]] == [84.0, 90.0]
+    assert [t.get_text() for t in right.get_legend().get_texts()] == ["c* = 96", "PatchCore: 97.5"]

@@ -218,6 +218,30 @@ def plot_lambda_curves(panels: dict, note: str | None = None) -> plt.Figure:
     return fig
 
 
+def plot_curves_against_references(curves, column: str, references, ylabel: str,
+                                   note: str | None = None) -> plt.Figure:
+    """One panel per category: ``column`` against epochs, a line per ``run``, and each reference method
+    as a dashed level line, to see whether more training or more channels close a gap.
+
+    curves: one row per evaluation with ``category``, ``run``, ``epoch`` and ``column`` (fractions).
+    references: one row per (category, method) with ``value`` in percent.
+    """
+    categories = list(dict.fromkeys(curves["category"]))
+    fig, axes = plt.subplots(1, len(categories), figsize=(4.4 * len(categories), 3.4), squeeze=False)
+    for ax, category in zip(axes[0], categories):
+        for run, rows in curves[curves["category"] == category].groupby("run", sort=False):
+            ax.plot(rows["epoch"], 100 * rows[column], marker="o", label=run)
+        level = references[references["category"] == category]
+        for k, row in enumerate(level.itertuples()):
+            ax.axhline(row.value, color=f"C{k + 4}", ls="--", lw=1.2, label=f"{row.method}: {row.value:.1f}")
+        ax.set(title=category, xlabel="epoch", ylabel=ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    add_note(fig, note)
+    fig.tight_layout()
+    return fig
+
+
 def plot_grouped_bars(panels: dict, ylim=(0, 100), note: str | None = None) -> plt.Figure:
     """Fig. 8 style: one panel per source (title -> rows x metrics, percent), a group of bars per metric."""
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
