@@ -14,6 +14,9 @@ generator version move to ``<csv>-superseded.csv`` and are run again.
 
 Everything else is the `demo` profile (ImageNet EfficientNet-Lite0, its blur), with
 the Config fields given by ``--set NAME=VALUE``; each row records ``frn_final_relu``.
+``--levels`` adds the raw global map's mean on the training images, on the normal
+test images and on the logical anomalies inside and outside their masks
+(``ulsad.book.learning_curves.global_map_levels``).
 """
 from __future__ import annotations
 
@@ -34,14 +37,14 @@ DATA_VERSION = f"synthetic-v{data.synth.GENERATOR_VERSION}"
 
 
 def curve(category: str, root: Path, image_size: int, c_star: int, epochs: int, every: int,
-          overrides: dict | None = None) -> list[dict]:
+          overrides: dict | None = None, levels: bool = False) -> list[dict]:
     """One fit of the `demo` profile at this size and c* (and `overrides`), evaluated every `every` epochs."""
     cfg = get_config("demo", image_size=image_size, c_star=c_star, epochs=epochs, **(overrides or {}))
     load = lambda split: data.load("synthetic", root, category, split, image_size=image_size)  # noqa: E731
     return learning_curve(cfg, load("train"), load("validation"), load("test"), every,
                           label={"category": category, "image_size": image_size, "c_star": c_star,
                                  "frn_final_relu": cfg.frn_final_relu, "data_version": DATA_VERSION,
-                                 "commit": source_commit()})
+                                 "commit": source_commit()}, levels=levels)
 
 
 def main() -> None:
@@ -56,6 +59,8 @@ def main() -> None:
     p.add_argument("--csv", type=Path, required=True)
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="a Config field for every fit, e.g. frn_final_relu=true (the authors' final ReLU)")
+    p.add_argument("--levels", action="store_true",
+                   help="also record the raw global map's mean on training, normal and logical test images")
     args = p.parse_args()
     if args.n_test < 3:
         p.error(f"--n-test {args.n_test}: expected at least 3 (a third of them of each type)")
@@ -87,7 +92,7 @@ def main() -> None:
                 if len(done) and ((done["category"] == category) & (done["image_size"] == size)
                                   & (done["c_star"] == c_star)).any():
                     continue
-                rows = curve(category, root, size, c_star, args.epochs, args.every, overrides)
+                rows = curve(category, root, size, c_star, args.epochs, args.every, overrides, args.levels)
                 done = pd.concat([done, pd.DataFrame(rows)], ignore_index=True)
                 done.to_csv(args.csv, index=False)
                 last = rows[-1]
