@@ -27,9 +27,10 @@ def global_map_levels(detector, train_images, test) -> dict:
     m_train = detector.raw_maps_of(train_images)[1]
     x = data.stack_images(test)
     types = np.asarray(test.types)
-    masks = torch.stack([test[i]["mask"] for i in np.flatnonzero(types == "logical")]) > 0.5
+    logical = types == "logical"
+    masks = torch.stack([test[i]["mask"] for i in np.flatnonzero(logical)]) > 0.5
     m_test = detector.raw_maps_of(x)[1]
-    m_logical = m_test[torch.from_numpy(types == "logical")]
+    m_logical = m_test[torch.from_numpy(logical)]
     return {"global.train_mean": float(m_train.mean()),
             "global.normal_mean": float(m_test[torch.from_numpy(types == "good")].mean()),
             "global.logical_in_mask": float(m_logical[masks].mean()),
