@@ -32,44 +32,83 @@ from ..reproduce import source_commit
 
 
 def results(config: Config, load, path, *, profile: str, dataset: str, categories,
-            names=BASELINES, coreset_ratio: float = CORESET_RATIO) -> pd.DataFrame:
+            names=BASELINES, coreset_ratio: float = CORESET_RATIO, epochs: dict | None = None) -> pd.DataFrame:
     """One row per (baseline, category): the metrics of :func:`ulsad.baselines.evaluate` and how the row was made.
 
     ``config.seed`` seeds everything random in a baseline (PatchCore's coreset, PaDiM's
-    choice of channels); call once per seed for several. Rows already in the CSV at
-    ``path`` made with the same setting, seed and numbers of training and test images are
-    reused; the others are computed (train split to fit, test split to score) and added,
-    each as soon as it is made, so an interrupted call resumes where it stopped. Rows of
-    other settings stay in the file but are neither reused nor returned.
+    choice of channels, a trained baseline's initial weights and batches); call once per
+    seed for several. A trained baseline trains for ``epochs[name]`` epochs (default
+    ``baselines.EPOCHS``) and is also scored after a quarter and half of them
+    (:func:`curve_epochs`): those rows, with their ``epochs``, make its learning curve;
+    only the last is returned. Rows already in the CSV at ``path`` made with the same
+    setting, seed, numbers of training and test images and budget are reused; the others
+    are computed (train split to fit, test split to score) and added, each as soon as it
+    is made, so an interrupted call resumes where it stopped. Rows of other settings stay
+    in the file but are neither reused nor returned.
     """
     path = Path(path)
+    budgets = {**baselines.EPOCHS, **(epochs or {})}
     version = anomalib_version()
-    backbone = ulsad_backbone(config)
+    source = ulsad_backbone(config)[1]
     everything = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["method", "category"])
-    setting = dict(profile=profile, backbone=config.backbone, weights=backbone[1], image_size=config.image_size,
+    setting = dict(profile=profile, backbone=config.backbone, weights=source, image_size=config.image_size,
                    anomalib=version, data_version=_data_version(dataset), seed=config.seed)
     rows = []
     for category in categories:
         train_set, test_set = load("train", category), load("test", category)
         here = dict(setting, n_train=len(train_set), n_test=len(test_set))
         for name in names:
+            budget = budgets.get(name)
             mine = everything[(everything["method"] == name) & (everything["category"] == category)]
-            made = mine[_made_with(mine, here) & _same_coreset(mine, coreset_ratio)]
+            made = mine[_made_with(mine, here) & _same_budget(mine, coreset_ratio, budget)]
             if len(made):
                 rows.append(made.iloc[-1].to_dict())
                 continue
-            model = baselines.build(name, config, coreset_ratio, ulsad_backbone(config))
-            start = time.perf_counter()
-            baselines.fit(model, stack_images(train_set))
-            fit_s = time.perf_counter() - start
-            result = baselines.evaluate(model, test_set)
-            row = {"method": name, "category": category, **result, "fit_s": fit_s,
-                   "stored_bytes": baselines.stored_bytes(model), "data": dataset,
-                   "coreset_ratio": coreset_ratio if name == "patchcore" else None, **here,
-                   "commit": source_commit()}
-            everything = _append(path, everything, [row])
+            model = baselines.build(name, config, coreset_ratio, budget)
+            about = {"method": name, "category": category, "data": dataset,
+                     "coreset_ratio": coreset_ratio if name == "patchcore" else None, **here}
+            made_rows = _fit_and_score(model, stack_images(train_set), test_set, about)
+            for row in made_rows:
+                everything = _append(path, everything, [row])
             rows.append(everything.iloc[-1].to_dict())
     return pd.DataFrame(rows)
+
+
+def curve_epochs(epochs: int) -> list[int]:
+    """The epochs after which a trained baseline is scored: a quarter, half, and all of its budget."""
+    return sorted({max(1, epochs // 4), max(1, epochs // 2), epochs})
+
+
+def _fit_and_score(model, train_images: torch.Tensor, test_set, about: dict) -> list[dict]:
+    """Fit ``model`` and score it on ``test_set``: one row, or for a trained baseline one per
+    :func:`curve_epochs` (its ``fit_s`` the training time up to then, scoring excluded)."""
+    made, scoring = [], {"s": 0.0}
+
+    def row(fit_s: float, peak: int) -> dict:
+        start = time.perf_counter()
+        result = baselines.evaluate(model, test_set)
+        scoring["s"] += time.perf_counter() - start
+        return {**about, **result, "fit_s": fit_s, "fit_peak_rss_bytes": peak,
+                "stored_bytes": baselines.stored_bytes(model),
+                "epochs": None if model.epochs is None else epochs_done["n"], "commit": source_commit()}
+
+    epochs_done = {"n": 0}
+    start = time.perf_counter()
+    with peak_rss() as rss:
+        if model.epochs is None:
+            baselines.fit(model, train_images)
+        else:
+            marks = curve_epochs(model.epochs)
+
+            def on_epoch(epoch, _model):
+                if epoch in marks:
+                    epochs_done["n"] = epoch
+                    made.append(row(time.perf_counter() - start - scoring["s"], rss["bytes"]))
+
+            baselines.fit(model, train_images, on_epoch=on_epoch)
+    if model.epochs is None:
+        made.append(row(time.perf_counter() - start, rss["bytes"]))
+    return made
 
 
 def _append(path: Path, table: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:
@@ -82,18 +121,24 @@ def _append(path: Path, table: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def _same_coreset(table: pd.DataFrame, coreset_ratio: float) -> pd.Series:
-    """PatchCore's rows made with this coreset ratio, and every other method's rows (which have none)."""
-    if "coreset_ratio" not in table:
-        return table["method"] != "patchcore"
-    return (table["method"] != "patchcore") | np.isclose(table["coreset_ratio"].astype(float), coreset_ratio)
+def _same_budget(table: pd.DataFrame, coreset_ratio: float, epochs: int | None) -> pd.Series:
+    """Rows made with this budget: PatchCore's coreset ratio, a trained baseline's epochs (PaDiM has neither)."""
+    keep = pd.Series(True, index=table.index)
+    if "coreset_ratio" in table:
+        ratio = table["coreset_ratio"].astype(float)
+        keep &= (table["method"] != "patchcore") | np.isclose(ratio, coreset_ratio)
+    else:
+        keep &= table["method"] != "patchcore"
+    if epochs is not None:
+        keep &= table["epochs"].astype(float) == epochs if "epochs" in table else False
+    return keep
 
 
 def example_maps(config: Config, load, category: str, detector: ULSAD, per_type: int = 3,
-                 names=BASELINES, coreset_ratio: float = CORESET_RATIO) -> dict:
+                 names=BASELINES, coreset_ratio: float = CORESET_RATIO, epochs: dict | None = None) -> dict:
     """ULSAD's combined map and each baseline's map on the first ``per_type`` logical and the first
     ``per_type`` structural test images of ``category`` (taken in order, not chosen), and how each
-    method ranks them.
+    method ranks them. A trained baseline trains for ``epochs[name]`` epochs (default ``baselines.EPOCHS``).
 
     Every method is scored as the results table scores it: the image score is the map's maximum
     (Eq. 10). ``outscored`` is the share of the category's normal test images whose score is below
@@ -101,6 +146,7 @@ def example_maps(config: Config, load, category: str, detector: ULSAD, per_type:
     tell it from them. Returns {"images": N x 3 x S x S, "masks": N x S x S, "types": N names,
     "maps": {method: N x S x S}, "outscored": {method: N values}}.
     """
+    epochs = epochs or {}
     test = load("test", category)
     images = stack_images(test)
     types = np.asarray(test.types)
@@ -108,9 +154,8 @@ def example_maps(config: Config, load, category: str, detector: ULSAD, per_type:
     maps = {"ulsad": torch.cat([detector.predict(batch)["combined"] for batch in images.split(config.batch_size)])
             .reshape(len(images), *images.shape[-2:]).numpy()}
     train_images = stack_images(load("train", category))
-    backbone = ulsad_backbone(config)
     for name in names:
-        model = baselines.fit(baselines.build(name, config, coreset_ratio, backbone), train_images)
+        model = baselines.fit(baselines.build(name, config, coreset_ratio, epochs.get(name)), train_images)
         maps[name] = baselines.predict(model, images, config.batch_size)[1]
     normal = types == "good"
     outscored = {}
@@ -122,13 +167,13 @@ def example_maps(config: Config, load, category: str, detector: ULSAD, per_type:
 
 
 def efficiency(config: Config, load, path, sizes, *, profile: str, dataset: str, category: str,
-               repeats: int = 3, fit_repeats: int = 1, ulsad_epochs: int = 2, n_query: int = 16,
-               threads: int = 1) -> pd.DataFrame:
+               repeats: int = 3, fit_repeats: int = 1, epochs: int = 2, n_query: int = 16,
+               threads: int = 1, names=BASELINES) -> pd.DataFrame:
     """Chapter 12's measurements, one row per (method, training-set size), cached as CSV at ``path``.
 
-    For each size, every method is fitted on that many rendered normal images of the
-    synthetic ``category`` (ULSAD for ``ulsad_epochs`` epochs only; its time per epoch
-    is recorded) and scores ``n_query`` test images. Scoring times are medians of
+    For each size, ULSAD and every baseline in ``names`` is fitted on that many rendered
+    normal images of the synthetic ``category`` (ULSAD and the trained baselines for
+    ``epochs`` epochs only; their time per epoch is recorded) and scores ``n_query`` test images. Scoring times are medians of
     ``repeats`` runs, fitting times of ``fit_repeats`` (wall clock); peak memory is
     the largest increase of the process's resident set during a run
     (:func:`peak_rss`). Everything runs on ``threads`` torch threads: on a shared
@@ -142,14 +187,14 @@ def efficiency(config: Config, load, path, sizes, *, profile: str, dataset: str,
                    data_version=_data_version("synthetic"))  # its images are rendered here
     old = everything[_made_with(everything, setting)]
     done = set(zip(old["method"], old["n_train"]))
-    todo = [(m, n) for n in sizes for m in ("ulsad", *BASELINES) if (m, n) not in done]
+    todo = [(m, n) for n in sizes for m in ("ulsad", *names) if (m, n) not in done]
     if not todo:
         return old.reset_index(drop=True)
 
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        rows = _measure(config, load, category, sizes, todo, repeats, fit_repeats, ulsad_epochs, n_query,
+        rows = _measure(config, load, category, sizes, todo, repeats, fit_repeats, epochs, n_query,
                         profile=profile, dataset=dataset)
     finally:
         torch.set_num_threads(previous_threads)
@@ -157,7 +202,7 @@ def efficiency(config: Config, load, path, sizes, *, profile: str, dataset: str,
     return everything[_made_with(everything, setting)].reset_index(drop=True)
 
 
-def _measure(cfg: Config, load, category, sizes, todo, repeats, fit_repeats, ulsad_epochs, n_query, *,
+def _measure(cfg: Config, load, category, sizes, todo, repeats, fit_repeats, epochs, n_query, *,
              profile: str, dataset: str) -> list[dict]:
     """The rows of :func:`efficiency` for the (method, size) pairs in ``todo``."""
     train_all = normal_images(category, max(sizes), cfg.image_size)
@@ -168,14 +213,15 @@ def _measure(cfg: Config, load, category, sizes, todo, repeats, fit_repeats, uls
     rows = []
     for method, n in todo:
         images = train_all[:n]
-        short = cfg.replace(epochs=ulsad_epochs)
+        short = cfg.replace(epochs=epochs)
+        trained_epochs = None if method in baselines.MEMORY_BASED else epochs
         holder = {}
 
         def fit_method():
             if method == "ulsad":
                 holder["model"], holder["history"] = train.fit(images, validation, short, progress=False)
             else:
-                holder["model"] = baselines.fit(baselines.build(method, cfg, CORESET_RATIO, backbone), images)
+                holder["model"] = baselines.fit(baselines.build(method, cfg, CORESET_RATIO, trained_epochs), images)
 
         fit_times, fit_peak = _timed(fit_method, fit_repeats)
         model = holder["model"]
@@ -187,10 +233,12 @@ def _measure(cfg: Config, load, category, sizes, todo, repeats, fit_repeats, uls
             epoch_s = float(np.median([h["seconds"] for h in holder["history"]]))
         else:
             score = lambda: baselines.predict(model, query, cfg.batch_size)  # noqa: E731
-            trained, kept, epoch_s = 0, baselines.stored_bytes(model), None
+            learned = [p for p in model.model.parameters() if p.requires_grad]
+            trained, kept = sum(p.numel() for p in learned), baselines.stored_bytes(model)
+            epoch_s = getattr(model, "seconds_per_epoch", None)
         predict_times, predict_peak = _timed(score, repeats)
         rows.append({"method": method, "n_train": n, "fit_s": float(np.median(fit_times)),
-                     "epochs_fitted": ulsad_epochs if method == "ulsad" else None, "epoch_s": epoch_s,
+                     "epochs_fitted": None if trained_epochs is None else epochs, "epoch_s": epoch_s,
                      "predict_ms_per_image": 1000 * float(np.median(predict_times)) / len(query),
                      "fit_peak_rss_bytes": fit_peak, "predict_peak_rss_bytes": predict_peak,
                      "backbone_params": theta_params, "trained_params": trained, "stored_bytes": kept,
