@@ -36,7 +36,7 @@ def test_every_table_loads_with_its_shape():
 
 def test_tables_are_packaged_one_csv_each():
     files = {f.name for f in resources.files("ulsad").joinpath("paper_tables").iterdir() if f.name.endswith(".csv")}
-    assert files == {f"table{n:02d}.csv" for n in paper.TABLES}
+    assert files == {f"table{n:02d}.csv" for n in paper.TABLES} | {"own_papers.csv"}
 
 
 def test_appendix_tables_and_captions():
@@ -162,3 +162,38 @@ def test_ulsad_std_agrees_between_tables():
     for metric, n in PER_CATEGORY_LOCO.items():
         assert t3_std.loc[11, metric] == paper.table(n, std=True).loc["Mean", "ULSAD"]
 
+
+def test_own_papers_name_only_what_table1_has():
+    own = paper.own_papers()
+    assert list(own.columns) == ["method", "dataset", "image_auroc", "setting", "reference"]
+    t1 = paper.table(1)
+    assert set(own["method"]) <= set(t1.index) - {"ULSAD", "DFR"} and set(own["dataset"]) <= set(t1.columns)
+    assert not own.duplicated(["method", "dataset"]).any()
+    assert ((own["image_auroc"] > 0) & (own["image_auroc"] <= 100)).all()
+    assert (own["reference"].str.len() > 0).all()
+    # Every baseline of Table 1 but DFR has its own paper's MVTec AD number.
+    assert set(own.loc[own["dataset"] == "MVTec", "method"]) == set(t1.index) - {"ULSAD", "DFR"}
+
+
+def test_beside_table1_puts_each_own_number_beside_table1():
+    beside = paper.beside_table1()
+    own = paper.own_papers()
+    assert list(beside.columns) == ["Table 1", "own paper", "own - Table 1", "ULSAD (Table 1)", "setting", "reference"]
+    assert list(beside.index) == list(zip(own["method"], own["dataset"]))
+    t1 = paper.table(1)
+    for (method, dataset), row in beside.iterrows():
+        assert row["Table 1"] == t1.loc[method, dataset] and row["ULSAD (Table 1)"] == t1.loc["ULSAD", dataset]
+    assert beside["own - Table 1"].to_numpy() == pytest.approx((beside["own paper"] - beside["Table 1"]).to_numpy(),
+                                                                abs=1e-9)
+
+
+def test_beside_table1_known_rows():
+    beside = paper.beside_table1()
+    # EfficientAD's own MVTec LOCO number is above ULSAD's, which Table 1 ranks first there.
+    loco = beside.loc[("EfficientAD", "MVTec-LOCO")]
+    assert (loco["Table 1"], loco["own paper"], loco["own - Table 1"]) == (80.62, 90.7, 10.08)
+    assert loco["own paper"] > loco["ULSAD (Table 1)"] == 84.1
+    assert beside.loc[("Reverse Distillation", "MVTec"), "own - Table 1"] == 18.85
+    assert beside.loc[("DRÆM", "MVTec"), "own - Table 1"] == 22.74
+    # Table 1 prints no baseline above its own paper's number.
+    assert (beside["own - Table 1"] > 0).all()

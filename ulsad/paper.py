@@ -13,6 +13,8 @@ and "EfficientAD". Tables 4 and 5 describe the architecture and are not here.
     summary(dataset, metric)       Table 1 or 2 as a Series, method -> value
     per_category(dataset, metric)  the matching table of 6-20, methods named as in Tables 1-2
     errata()            every inconsistency found in the tables, as a DataFrame
+    own_papers()        the baselines' image AUROC as their own papers report it (not the ULSAD paper)
+    beside_table1()     those numbers beside Table 1's for the same method and dataset, and the difference
     CAPTIONS            n -> caption as printed
 
 A cell printed "97.65 ± 0.38" is the mean and std over the paper's 5 seeds; only
@@ -122,6 +124,42 @@ def per_category(dataset: str, metric: str, std: bool = False) -> pd.DataFrame:
 def errata() -> pd.DataFrame:
     """Every inconsistency found in the tables: where, the printed value, the recomputed one (if any), a note."""
     return pd.DataFrame(_ERRATA, columns=["table", "row", "column", "printed", "recomputed", "note"])
+
+
+def own_papers() -> pd.DataFrame:
+    """The baselines' image AUROC (%) as each baseline's own paper reports it, for its headline setting.
+
+    One row per (method, dataset) that its paper reports and Table 1 lists: columns ``method`` and
+    ``dataset`` (named as in Table 1), ``image_auroc`` (float, as printed there), ``setting`` (the
+    variant or backbone the number belongs to; "" where the paper has one setting) and ``reference``.
+    These numbers are not the ULSAD paper's: it ran the baselines itself (from anomalib), so its
+    Table 1 need not, and mostly does not, agree with them. Data: ``paper_tables/own_papers.csv``.
+    """
+    with resources.files(__package__).joinpath("paper_tables/own_papers.csv").open(encoding="utf-8") as f:
+        return pd.read_csv(f, dtype={"image_auroc": float}, keep_default_na=False)
+
+
+def beside_table1() -> pd.DataFrame:
+    """Every row of ``own_papers()`` beside Table 1's value for the same method and dataset.
+
+    Indexed by (method, dataset), in the order of ``own_papers()``. Columns: ``Table 1`` (the
+    baseline's image AUROC as the ULSAD paper prints it, from its own runs of the baseline), ``own
+    paper`` (as the baseline's paper reports it), ``own - Table 1`` (their difference, rounded to
+    0.01 as both are printed), ``ULSAD (Table 1)`` (ULSAD's mean over seeds for the same dataset,
+    the number the baseline is ranked against), ``setting`` and ``reference`` (of the own paper).
+    A positive difference means Table 1 prints the baseline below what its own paper reports.
+    """
+    own = own_papers()
+    t1 = table(1)
+    t1_value = [t1.loc[m, d] for m, d in zip(own["method"], own["dataset"])]
+    return pd.DataFrame({
+        "Table 1": t1_value,
+        "own paper": own["image_auroc"].to_numpy(),
+        "own - Table 1": (own["image_auroc"] - t1_value).round(2).to_numpy(),
+        "ULSAD (Table 1)": t1.loc["ULSAD", own["dataset"]].to_numpy(),
+        "setting": own["setting"].to_numpy(),
+        "reference": own["reference"].to_numpy(),
+    }, index=pd.MultiIndex.from_frame(own[["method", "dataset"]]))
 
 
 @functools.lru_cache(maxsize=None)
