@@ -82,11 +82,14 @@ def test_efficiency_measures_every_method_once_then_reads_back(session, tmp_path
 
     def measure():
         return experiments.efficiency(session.config, session.load, path, (2,), profile=session.profile,
-                                      dataset=session.dataset, category="pegboard", repeats=1, ulsad_epochs=1,
-                                      n_query=2)
+                                      dataset=session.dataset, category="pegboard", repeats=1, epochs=1,
+                                      n_query=2, names=["patchcore", "padim", "fastflow"])
 
     table = measure()
-    assert sorted(table["method"]) == ["padim", "patchcore", "ulsad"] and (table["n_train"] == 2).all()
+    assert sorted(table["method"]) == ["fastflow", "padim", "patchcore", "ulsad"] and (table["n_train"] == 2).all()
+    trained = table.set_index("method").loc[["ulsad", "fastflow"]]
+    assert (trained["epochs_fitted"] == 1).all() and (trained["epoch_s"] > 0).all()
+    assert (trained["trained_params"] > 0).all()
     assert (table["fit_s"] > 0).all() and (table["stored_bytes"] > 0).all()
     assert (table["profile"] == "smoke").all() and (table["data"] == "synthetic").all()
     assert (table["commit"] == source_commit()).all()
@@ -148,3 +151,27 @@ def test_each_seed_is_its_own_row_and_a_seed_repeats_itself(session, tmp_path):
     assert first["seed"].tolist() == [0] and second["seed"].tolist() == [1] and len(pd.read_csv(path)) == 2
     path.unlink()
     assert patchcore(0)["image_auroc"].tolist() == first["image_auroc"].tolist()  # made again, the same
+
+
+def test_a_trained_baseline_is_scored_along_its_budget_and_its_curve_read_back(session, tmp_path, monkeypatch):
+    path = tmp_path / "baselines.csv"
+
+    def fastflow(curves):
+        return experiments.results(session.config, session.load, path, profile=session.profile,
+                                   dataset=session.dataset, categories=["pegboard"], names=["fastflow"],
+                                   epochs={"fastflow": 4}, curves=curves)
+
+    curve = fastflow(curves=True)
+    assert curve["epochs"].tolist() == [1, 2, 4] == experiments.curve_epochs(4)
+    assert curve["fit_s"].is_monotonic_increasing and (curve["fit_peak_rss_bytes"] >= 0).all()
+    monkeypatch.setattr(baselines, "build", lambda *a, **k: pytest.fail("retrained a cached baseline"))
+    assert fastflow(curves=False)["epochs"].tolist() == [4]
+    assert fastflow(curves=True)[["epochs", "image_auroc"]].equals(curve[["epochs", "image_auroc"]])
+
+
+def test_another_budget_is_another_row(session, tmp_path):
+    path = tmp_path / "baselines.csv"
+    for epochs in (1, 2):
+        experiments.results(session.config, session.load, path, profile=session.profile, dataset=session.dataset,
+                            categories=["pegboard"], names=["fastflow"], epochs={"fastflow": epochs})
+    assert pd.read_csv(path)["epochs"].tolist() == [1, 1, 2]  # a 2-epoch run is also scored after 1

@@ -51,6 +51,7 @@ MEMORY_BASED = ("patchcore", "padim")
 # one forward pass of 8 images at 128 px here (a CPU epoch of six minutes), so it runs only when
 # asked for, on a GPU.
 EPOCHS = {"stfpm": 6, "reverse_distillation": 6, "fastflow": 16, "cflow": 6, "draem": 700}
+SMOKE_EPOCHS = 1  # the `smoke` profile checks that the code runs; its numbers mean nothing
 BASELINES = MEMORY_BASED + ("stfpm", "reverse_distillation", "fastflow", "cflow")  # what the book runs
 AVAILABLE = BASELINES + ("draem",)
 NAMES = {"patchcore": "PatchCore", "padim": "PaDiM", "stfpm": "STFPM", "reverse_distillation": "Reverse Distillation",
@@ -102,6 +103,11 @@ def anomalib_version() -> str | None:
         return importlib.metadata.version("anomalib")
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def epochs_for(profile: str) -> dict[str, int]:
+    """The trained baselines' epochs in a profile: ``EPOCHS``, or one epoch in `smoke`."""
+    return {name: SMOKE_EPOCHS for name in EPOCHS} if profile == "smoke" else dict(EPOCHS)
 
 
 def ulsad_backbone(config: Config, layers: tuple[str, ...] | None = None) -> tuple[dict, str]:

@@ -32,15 +32,16 @@ from ..reproduce import source_commit
 
 
 def results(config: Config, load, path, *, profile: str, dataset: str, categories,
-            names=BASELINES, coreset_ratio: float = CORESET_RATIO, epochs: dict | None = None) -> pd.DataFrame:
+            names=BASELINES, coreset_ratio: float = CORESET_RATIO, epochs: dict | None = None,
+            curves: bool = False) -> pd.DataFrame:
     """One row per (baseline, category): the metrics of :func:`ulsad.baselines.evaluate` and how the row was made.
 
     ``config.seed`` seeds everything random in a baseline (PatchCore's coreset, PaDiM's
     choice of channels, a trained baseline's initial weights and batches); call once per
     seed for several. A trained baseline trains for ``epochs[name]`` epochs (default
     ``baselines.EPOCHS``) and is also scored after a quarter and half of them
-    (:func:`curve_epochs`): those rows, with their ``epochs``, make its learning curve;
-    only the last is returned. Rows already in the CSV at ``path`` made with the same
+    (:func:`curve_epochs`): those rows, with their ``epochs``, make its learning curve,
+    returned too when ``curves`` is true (only the last otherwise). Rows already in the CSV at ``path`` made with the same
     setting, seed, numbers of training and test images and budget are reused; the others
     are computed (train split to fit, test split to score) and added, each as soon as it
     is made, so an interrupted call resumes where it stopped. Rows of other settings stay
@@ -62,6 +63,10 @@ def results(config: Config, load, path, *, profile: str, dataset: str, categorie
             mine = everything[(everything["method"] == name) & (everything["category"] == category)]
             made = mine[_made_with(mine, here) & _same_budget(mine, coreset_ratio, budget)]
             if len(made):
+                if curves and budget is not None:
+                    for epoch in curve_epochs(budget)[:-1]:
+                        earlier = mine[_made_with(mine, here) & _same_budget(mine, coreset_ratio, epoch)]
+                        rows.extend(earlier.iloc[-1:].to_dict("records"))
                 rows.append(made.iloc[-1].to_dict())
                 continue
             model = baselines.build(name, config, coreset_ratio, budget)
@@ -70,7 +75,7 @@ def results(config: Config, load, path, *, profile: str, dataset: str, categorie
             made_rows = _fit_and_score(model, stack_images(train_set), test_set, about)
             for row in made_rows:
                 everything = _append(path, everything, [row])
-            rows.append(everything.iloc[-1].to_dict())
+            rows.extend(everything.iloc[-len(made_rows) if curves else -1:].to_dict("records"))
     return pd.DataFrame(rows)
 
 
