@@ -85,8 +85,24 @@ def main(argv=None) -> int:
                        for seed in args.seeds or [config.seed]], ignore_index=True)
     columns = ["method", "category", "seed", "image_auroc", "pixel_auroc", "aupro", "logical.image_auroc",
                "structural.image_auroc", "epochs", "fit_s"]
-    print(table.loc[table["method"].isin(args.methods), columns].round(3).to_string(index=False))
+    table = table.loc[table["method"].isin(args.methods)]
+    print(table[columns].round(3).to_string(index=False))
+    print(f"\nmean over {len(categories)} categories per seed, then mean ± std over seeds, percent:")
+    print(summarize(table).to_string())
     return 0
+
+
+SUMMARY = {"logical.image_auroc": "logical image AUROC", "structural.image_auroc": "structural image AUROC",
+           "image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO"}
+
+
+def summarize(table: pd.DataFrame) -> pd.DataFrame:
+    """Per method: each seed's mean over the categories, then "mean ± std" over the seeds, in percent."""
+    per_seed = 100 * table.groupby(["method", "seed"], sort=False)[list(SUMMARY)].mean()
+    mean, std = per_seed.groupby("method", sort=False).mean(), per_seed.groupby("method", sort=False).std()
+    cells = {title: [f"{m:.1f} ± {s:.1f}" if pd.notna(s) else f"{m:.1f}" for m, s in zip(mean[c], std[c])]
+             for c, title in SUMMARY.items()}
+    return pd.DataFrame(cells, index=mean.index)
 
 
 if __name__ == "__main__":
