@@ -175,3 +175,31 @@ def test_another_budget_is_another_row(session, tmp_path):
         experiments.results(session.config, session.load, path, profile=session.profile, dataset=session.dataset,
                             categories=["pegboard"], names=["fastflow"], epochs={"fastflow": epochs})
     assert pd.read_csv(path)["epochs"].tolist() == [1, 1, 2]  # a 2-epoch run is also scored after 1
+
+
+@pytest.mark.parametrize("method, combine", [("reverse_distillation", np.add), ("stfpm", np.multiply)])
+def test_stage_maps_are_the_parts_the_method_combines_into_its_map(smoke, method, combine):
+    from conftest import blobs
+
+    model = baselines.fit(baselines.build(method, smoke, epochs=1), blobs(4))
+    maps = experiments.stage_maps(model, blobs(3, seed=2))
+    assert list(maps) == ["layer1", "layer2", "layer3", "all"]
+    # Reverse Distillation adds its stages' maps (then blurs: a linear step), STFPM multiplies them
+    together = combine(combine(maps["layer1"], maps["layer2"]), maps["layer3"])
+    assert np.allclose(together, maps["all"], rtol=1e-4, atol=1e-6)
+    assert np.allclose(maps["all"], baselines.predict(model, blobs(3, seed=2))[1])
+
+
+def test_stage_results_score_each_stage_once_then_read_back(session, tmp_path, monkeypatch):
+    path = tmp_path / "stages.csv"
+
+    def stages():
+        return experiments.stage_results(session.config, session.load, path, profile=session.profile,
+                                         dataset=session.dataset, category="pegboard",
+                                         method="reverse_distillation", epochs=1)
+
+    rows = stages()
+    assert rows["stage"].tolist() == ["layer1", "layer2", "layer3", "all"]
+    assert rows["structural.image_auroc"].between(0, 1).all() and (rows["epochs"] == 1).all()
+    monkeypatch.setattr(baselines, "build", lambda *a, **k: pytest.fail("retrained a cached stage study"))
+    assert stages()["image_auroc"].tolist() == rows["image_auroc"].tolist()

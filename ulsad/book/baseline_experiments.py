@@ -28,6 +28,7 @@ from ..config import Config
 from ..data import stack_images
 from ..data.synth import GENERATOR_VERSION, render
 from ..detector import ULSAD
+from ..evaluate import Predictions, compute_metrics, with_scores
 from ..reproduce import source_commit
 
 
@@ -319,3 +320,65 @@ def _made_with(table: pd.DataFrame, setting: dict) -> pd.Series:
     for column, value in setting.items():
         keep &= table[column].map(text) == text(value) if column in table else False
     return keep
+
+
+@torch.no_grad()
+def stage_maps(model, images: torch.Tensor, batch_size: int = 16) -> dict[str, np.ndarray]:
+    """Reverse Distillation's or STFPM's anomaly map (N x S x S) from each of its stages alone, keyed by
+    the stage's role (``layer1`` ...), and from all of them (``all``, the map :func:`ulsad.baselines.predict`
+    gives). Each is made by the method's own map generator, given that one stage."""
+    inner = model.model.eval()
+    roles = dict(zip(_stages_read(model), baselines.METHOD_LAYERS[model.method]))
+    maps: dict[str, list] = {}
+    for batch in images.split(batch_size):
+        x = model.normalize(batch)
+        if model.method == "reverse_distillation":
+            encoded = inner.encoder(x)
+            decoded = dict(zip(encoded, inner.decoder(inner.bottleneck(list(encoded.values())))))
+            per_stage = {s: inner.anomaly_map_generator([encoded[s]], [decoded[s]]) for s in encoded}
+        elif model.method == "stfpm":
+            teacher, student = inner.teacher_model(x), inner.student_model(x)
+            per_stage = {s: inner.anomaly_map_generator(teacher_features={s: teacher[s]},
+                                                        student_features={s: student[s]}, image_size=x.shape[-2:])
+                         for s in teacher}
+        else:
+            raise ValueError(f"stage maps are for reverse_distillation and stfpm, not {model.method!r}")
+        per_stage = {roles[s]: m for s, m in per_stage.items()} | {"all": inner(x).anomaly_map}
+        for role, m in per_stage.items():
+            maps.setdefault(role, []).append(m.reshape(len(batch), *batch.shape[-2:]).float().numpy())
+    return {role: np.concatenate(m) for role, m in maps.items()}
+
+
+def _stages_read(model) -> list[str]:
+    """timm's names of the stages an anomalib model reads, in order."""
+    inner = model.model
+    extractor = inner.teacher_model if hasattr(inner, "teacher_model") else inner.encoder
+    return list(extractor.layers)
+
+
+def stage_results(config: Config, load, path, *, profile: str, dataset: str, category: str, method: str,
+                  epochs: int) -> pd.DataFrame:
+    """Train ``method`` (Reverse Distillation or STFPM) on ``category`` for ``epochs`` epochs and score the map
+    of each of its stages alone and of all of them, on the test split, with the metrics of the results
+    table: one row per stage. Cached at ``path`` like :func:`results` (same setting, same seed, same epochs)."""
+    path = Path(path)
+    train_set, test_set = load("train", category), load("test", category)
+    setting = dict(method=method, category=category, epochs=epochs, profile=profile, backbone=config.backbone,
+                   weights=ulsad_backbone(config)[1], image_size=config.image_size, anomalib=anomalib_version(),
+                   data_version=_data_version(dataset), seed=config.seed, n_train=len(train_set),
+                   n_test=len(test_set))
+    everything = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=list(setting))
+    cached = everything[_made_with(everything, setting)]
+    if len(cached):
+        return cached.reset_index(drop=True)
+    model = baselines.fit(baselines.build(method, config, epochs=epochs), stack_images(train_set))
+    maps = stage_maps(model, stack_images(test_set))
+    masks = np.stack([test_set[i]["mask"].numpy() > 0 for i in range(len(test_set))])
+    rows = []
+    for stage, stage_map in maps.items():
+        pred = Predictions(np.asarray(test_set.labels), np.asarray(test_set.types), masks, test_set.has_masks,
+                           {"combined": stage_map}, {})
+        rows.append({"stage": stage, **compute_metrics(with_scores(pred), which=("combined",)), **setting,
+                     "data": dataset, "commit": source_commit()})
+    everything = _append(path, everything, rows)
+    return everything[_made_with(everything, setting)].reset_index(drop=True)
