@@ -60,6 +60,13 @@ def test_a_trained_baseline_learns_its_own_part_and_leaves_theta_frozen(smoke, n
     assert torch.isfinite(torch.from_numpy(maps)).all()
 
 
+@pytest.mark.parametrize("name", TRAINED)
+def test_a_trained_baseline_takes_images_in_any_memory_layout(smoke, name):
+    channels_last = blobs(4).permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # as an HWC array gives them
+    model = baselines.fit(baselines.build(name, smoke, epochs=1), channels_last)
+    assert baselines.predict(model, channels_last)[1].shape == (4, smoke.image_size, smoke.image_size)
+
+
 def test_the_same_seed_trains_the_same_model(smoke):
     first, second = (baselines.fit(baselines.build("fastflow", smoke, epochs=1), blobs(4)) for _ in range(2))
     assert all(torch.equal(a, b) for a, b in zip(first.model.parameters(), second.model.parameters()))

@@ -291,7 +291,8 @@ def _train(model, images: torch.Tensor, on_epoch=None):
         model.train()
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(epoch))
         for step, index in enumerate(order.split(TRAIN_BATCH_SIZE)):
-            batch = SimpleNamespace(image=model.normalize(images[index]))
+            # contiguous: Reverse Distillation's loss views its features, which a channels-last input breaks
+            batch = SimpleNamespace(image=model.normalize(images[index]).contiguous())
             if model.automatic_optimization:
                 optimizer.zero_grad()
                 model.training_step(batch, step)["loss"].backward()
