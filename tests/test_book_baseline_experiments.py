@@ -90,6 +90,7 @@ def test_efficiency_measures_every_method_once_then_reads_back(session, tmp_path
     trained = table.set_index("method").loc[["ulsad", "fastflow"]]
     assert (trained["epochs_fitted"] == 1).all() and (trained["epoch_s"] > 0).all()
     assert (trained["trained_params"] > 0).all()
+    assert (table.loc[table["method"].isin(["patchcore", "padim"]), "trained_params"] == 0).all()
     assert (table["fit_s"] > 0).all() and (table["stored_bytes"] > 0).all()
     assert (table["profile"] == "smoke").all() and (table["data"] == "synthetic").all()
     assert (table["commit"] == source_commit()).all()

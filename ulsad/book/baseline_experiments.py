@@ -239,7 +239,8 @@ def _measure(cfg: Config, load, category, sizes, todo, repeats, fit_repeats, epo
             epoch_s = float(np.median([h["seconds"] for h in holder["history"]]))
         else:
             score = lambda: baselines.predict(model, query, cfg.batch_size)  # noqa: E731
-            learned = [p for p in model.model.parameters() if p.requires_grad]
+            learned = [] if method in baselines.MEMORY_BASED else [p for p in model.model.parameters()
+                                                                   if p.requires_grad]
             trained, kept = sum(p.numel() for p in learned), baselines.stored_bytes(model)
             epoch_s = getattr(model, "seconds_per_epoch", None)
         predict_times, predict_peak = _timed(score, repeats)
