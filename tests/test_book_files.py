@@ -31,10 +31,22 @@ def test_chapter_is_committed_executed_and_without_errors(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_chapter_installs_the_package_from_the_configured_repository_then_sets_up(path):
+def test_chapter_fetches_the_configured_repository_then_sets_up(path):
+    from ulsad.book.first_cell import first_cell
+
     code = ["".join(c["source"]) for c in cells(path) if c["cell_type"] == "code"]
-    assert "git+" + REPO_URL in code[0], "the Colab install cell must use _config.yml's repository URL"
+    assert f'"{REPO_URL}"' in first_cell()
+    assert code[0] == first_cell(), \
+        "the first code cell is generated from _config.yml: run `python -m ulsad.book.first_cell`"
     assert "setup(" in code[1]
+
+
+def test_the_repository_url_is_written_only_in_the_generated_first_cells():
+    """_config.yml sets it; the chapters' first cells are generated from it; no page copies it by hand."""
+    first = {str(p) for p in NOTEBOOKS}
+    pages = [*NOTEBOOKS, *(p.with_suffix(".md") for p in PAGES), ROOT / "book" / "index.md"]
+    copies = [str(p) for p in pages if p.is_file() and p.read_text().count(REPO_URL) > (str(p) in first)]
+    assert not copies, copies
 
 
 COMMITTED_RESULTS = sorted(p for run in ("synthetic-demo", "synthetic-cpu-full") for p in (ROOT / "results" / run).rglob("*.csv"))

@@ -21,10 +21,10 @@ def test_environment_variable_selects_the_profile(monkeypatch):
     assert get_config().image_size == get_config("smoke").image_size == 64
 
 
-def test_default_profile_depends_on_cuda(monkeypatch):
+def test_default_profile_depends_on_cuda_and_the_paper_s_is_only_used_when_asked_for(monkeypatch):
     monkeypatch.delenv("ULSAD_PROFILE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert default_profile() == "paper"
+    assert default_profile() == "gpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert default_profile() == "demo"
 
@@ -169,3 +169,10 @@ def test_the_lite0_profiles_drop_the_final_relu_and_authors_relu_puts_it_back():
         assert not get_config(profile).frn_final_relu
         assert get_config(profile, "authors_relu") == get_config(profile).replace(frn_final_relu=True)
     assert get_config("paper", "authors_relu") == get_config("paper")
+
+
+def test_the_gpu_profile_is_the_paper_s_architecture_trained_shorter_without_the_final_relu():
+    gpu, paper = get_config("gpu"), get_config("paper")
+    assert (gpu.backbone, gpu.image_size, gpu.c_star, gpu.weights) == (paper.backbone, paper.image_size,
+                                                                      paper.c_star, paper.weights)
+    assert gpu.epochs < paper.epochs and not gpu.frn_final_relu

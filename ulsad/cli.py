@@ -52,7 +52,7 @@ def check_output(option: str, path: Path, kind: str) -> None:
 
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", choices=list(PROFILES), default=None,
-                   help="settings profile (default: $ULSAD_PROFILE, else paper with CUDA, demo without)")
+                   help="settings profile (default: $ULSAD_PROFILE, else gpu with CUDA, demo without)")
     p.add_argument("--variant", choices=list(VARIANTS), default=None, metavar="VARIANT",
                    help="an ablation of Table 3/21 or Fig. 8 (default: full ULSAD): "
                         + ", ".join(VARIANTS))
@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", dest="variants", nargs="+", choices=list(VARIANTS), default=["full"],
                    metavar="VARIANT", help="one or more of: " + ", ".join(VARIANTS) + " (default: full)")
     p.add_argument("--profile", choices=list(PROFILES), default=None,
-                   help="settings profile (default: $ULSAD_PROFILE, else paper with CUDA, demo without)")
+                   help="settings profile (default: $ULSAD_PROFILE, else gpu with CUDA, demo without)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                    help="override any Config field for every run, e.g. --set epochs=10; repeatable")
     p.add_argument("--out", type=Path, required=True,

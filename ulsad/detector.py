@@ -22,6 +22,12 @@ ARCHITECTURE_FIELDS = ("image_size", "backbone", "layers", "c_star", "ae_width",
 CHECKPOINT_FIELDS = {"config": dict, "state_dict": dict, "weights_source": str}  # what load() needs, by type
 
 
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether `device` is a CUDA GPU with bfloat16 arithmetic (compute capability 8.0, Ampere, and newer).
+    Older ones (a T4, say) only emulate it, slower than float32, so config.amp leaves them in float32."""
+    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8
+
+
 @dataclass
 class Reconstructions:
     """What one forward pass computes (Fig. 2), each B x c* x h* x w*, float32."""
@@ -81,8 +87,8 @@ class ULSAD(nn.Module):
         return self.config.channels_last and self.device.type == "cuda"
 
     def autocast(self):
-        """bfloat16 autocast on CUDA (no loss scaling needed), nothing elsewhere."""
-        if self.config.amp and self.device.type == "cuda":
+        """bfloat16 autocast (no loss scaling needed) on a GPU that computes in it, nothing elsewhere."""
+        if self.config.amp and native_bfloat16(self.device):
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 

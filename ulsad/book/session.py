@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from .. import __version__, data
+from .. import __version__, data, estimate
 from ..backbone import FeatureExtractor, describe_weights
 from ..config import SYNTHETIC_SIZES, Config, default_profile, get_config
-from ..detector import ULSAD
+from ..detector import ULSAD, native_bfloat16
 from ..reproduce import Run, data_version, reproduce
 from ..train import fit, pick_device
 
@@ -32,6 +32,11 @@ RUNNING_EXAMPLE = "lunch_box"
 # Part 2's main table: ULSAD as this book's profile runs it, and with ψ's final ReLU as the authors' code has it.
 MAIN_VARIANTS = ("full", "authors_relu")
 MAIN_SEEDS = 3
+# The profile whose results on the synthetic benchmark are committed (results/synthetic-demo/).
+COMMITTED_PROFILE = "demo"
+# A chapter whose results would take longer than this to train shows the committed ones instead, unless
+# ULSAD_RECOMPUTE is set; ULSAD_PLAN_DEVICE (cuda, cpu, ...) plans for another device than the one at hand.
+TRAINING_LIMIT_S = 600
 
 
 def workdir() -> Path:
@@ -158,18 +163,69 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"{category.__name__}: {message}", file=file or sys.stderr)
 
 
-def setup(category: str = RUNNING_EXAMPLE, profile: str | None = None, quiet: bool = False, **overrides) -> Session:
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
+def _committed_rows(profile: str, experiment: str) -> int:
+    """How many fits results_dir(experiment) holds for `profile` on the synthetic benchmark: one per row of
+    its runs.csv (ULSAD) and baselines.csv (a baseline, trained or fitted)."""
+    folder = workdir() / "results" / f"synthetic-{profile}" / experiment
+    return sum(max(0, len(path.read_text(encoding="utf-8").splitlines()) - 1)
+               for path in (folder / "runs.csv", folder / "baselines.csv") if path.is_file())
+
+
+def plan(profile: str, reads: tuple[str, ...], device: torch.device) -> tuple[str, list[str]]:
+    """The profile a chapter that reads the results of `reads` runs in, and the lines that say why.
+
+    The chapter's fits are those committed for COMMITTED_PROFILE, minus those this profile already has.
+    They are trained here when their estimated time is within TRAINING_LIMIT_S or ULSAD_RECOMPUTE is
+    set; otherwise the chapter shows the committed results, in their profile.
+    """
+    if profile == COMMITTED_PROFILE or not reads:
+        return profile, []
+    runs = sum(_committed_rows(COMMITTED_PROFILE, e) for e in reads)
+    runs -= min(runs, sum(_committed_rows(profile, e) for e in reads))
+    if runs == 0:
+        return profile, []
+    cfg, n_train = get_config(profile), SYNTHETIC_SIZES[profile][0]
+    kind = os.environ.get("ULSAD_PLAN_DEVICE") or device.type
+    speed = estimate.seconds_per_image_epoch(cfg, kind, device)
+    time_needed = estimate.training_time(cfg, n_train, runs, speed)
+    lines = [f"this chapter's results in profile '{profile}': {runs} fits ({cfg.epochs} epochs x {n_train} "
+             f"images each, a baseline's counted as ULSAD's) on {kind}, {time_needed}"]
+    if _flag("ULSAD_RECOMPUTE"):
+        return profile, lines + ["ULSAD_RECOMPUTE is set: training them"]
+    if time_needed.seconds is not None and time_needed.seconds <= TRAINING_LIMIT_S:
+        return profile, lines
+    over = "time unknown" if time_needed.seconds is None else f"more than {TRAINING_LIMIT_S // 60} min"
+    return COMMITTED_PROFILE, lines + [
+        f"{over}: this chapter shows the committed results of profile '{COMMITTED_PROFILE}' "
+        f"(results/synthetic-{COMMITTED_PROFILE}/) and runs in that profile; set ULSAD_RECOMPUTE=1 "
+        f"before this cell to train them here instead"]
+
+
+def setup(category: str = RUNNING_EXAMPLE, profile: str | None = None, quiet: bool = False,
+          reads: tuple[str, ...] = (), **overrides) -> Session:
     """The first cell of every chapter.
 
     A real dataset is used when ``ULSAD_DATASET`` names one and ``ULSAD_DATA_ROOT``
     holds it (the category then comes from ``ULSAD_CATEGORY``); otherwise the
     synthetic benchmark, made on first use. Warnings are shown from then on without the
     path of the file that raised them.
+
+    reads: the experiments (folders of ``results/``) whose runs the chapter shows. On the synthetic
+    benchmark, their cost in this profile is printed first, and a chapter that would train for more
+    than TRAINING_LIMIT_S runs in COMMITTED_PROFILE instead, whose results are committed (:func:`plan`).
     """
     warnings.showwarning = _show_warning
     profile = profile or default_profile()
-    cfg = get_config(profile, **overrides)
     name, real_root = os.environ.get("ULSAD_DATASET"), os.environ.get("ULSAD_DATA_ROOT")
+    if not name or name == "synthetic":
+        profile, lines = plan(profile, tuple(reads), pick_device(get_config(profile, **overrides).device))
+        for line in lines if not quiet else ():
+            print(line)
+    cfg = get_config(profile, **overrides)
     if name and name != "synthetic":
         if not real_root or not Path(real_root).is_dir():
             raise data.DataError(f"ULSAD_DATASET={name} but ULSAD_DATA_ROOT={real_root!r} is not a folder; "
@@ -180,7 +236,11 @@ def setup(category: str = RUNNING_EXAMPLE, profile: str | None = None, quiet: bo
         name, root = "synthetic", _synthetic_root(profile, cfg.image_size, category)
     session = Session(profile, overrides, name, root, category, pick_device(cfg.device))
     if not quiet:
-        print(f"ulsad {__version__} | torch {torch.__version__} | device: {session.device} | "
+        device = str(session.device)
+        if session.device.type == "cuda":
+            device += (f" ({torch.cuda.get_device_name(session.device)}, "
+                       f"{'bfloat16' if cfg.amp and native_bfloat16(session.device) else 'float32'})")
+        print(f"ulsad {__version__} | torch {torch.__version__} | device: {device} | "
               f"profile: {profile} ({cfg.backbone}, {cfg.image_size} px, c*={cfg.c_star}, "
               f"{cfg.epochs} epochs)")
         print(f"data: {name} / {category} at {os.path.relpath(root)}"
@@ -210,8 +270,12 @@ def trained_detector(session: Session, variant: str = "full", retrain: bool = Fa
                 return detector, detector.extra.get("history", [])
             if not same_images:
                 print(f"not reusing {path}: trained on other images than these; training a new detector")
-    detector, history = fit(session.load("train", category), session.load("validation", category),
-                            cfg, progress=progress)
+    train_set = session.load("train", category)
+    speed = estimate.seconds_per_image_epoch(cfg, session.device.type, session.device)
+    print(f"training ULSAD ({variant}) on {category or session.category}: {cfg.epochs} epochs x "
+          f"{len(train_set)} images on {session.device.type}, "
+          f"{estimate.training_time(cfg, len(train_set), 1, speed)}")
+    detector, history = fit(train_set, session.load("validation", category), cfg, progress=progress)
     detector.extra["data_version"] = session.data_version(category)
     detector.save(path)
     return detector, history
