@@ -110,7 +110,9 @@ class Config:
     val_fraction: float = 0.1  # held out of train/good when a dataset has no validation set
     # Machinery
     device: str = "auto"
-    amp: bool = True  # bfloat16 autocast, on CUDA GPUs that compute in it (detector.native_bfloat16)
+    # bfloat16 autocast on CUDA GPUs that compute in it (detector.native_bfloat16). Without it, float32
+    # convolutions may still run in TF32 on such GPUs (PyTorch's default for cuDNN).
+    amp: bool = True
     channels_last: bool = True  # CUDA only
     num_workers: int = 0
 
