@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 import warnings
 
 import torch
@@ -23,24 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.transforms.functional import gaussian_blur
 
 from ulsad import ULSAD, get_config, losses, maps, pick_device
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def median_time(fn, device, reps, warmup=1):
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from ulsad.estimate import median_seconds
 
 
 def flops(fn) -> int:
@@ -54,7 +35,7 @@ def reference_conv(device, reps):
     x = torch.randn(8, 512, 32, 32, device=device)
     w = torch.randn(512, 512, 3, 3, device=device)
     fn = lambda: F.conv2d(x, w, padding=1)  # noqa: E731
-    return flops(fn) / median_time(fn, device, reps)
+    return flops(fn) / median_seconds(fn, device, reps, warmup=1)
 
 
 def main():
@@ -94,18 +75,18 @@ def main():
         return m_l, m_g
 
     conv_rate = reference_conv(device, args.reps)
-    step_flops, step_time = flops(step), median_time(step, device, args.reps)
-    uncached_time = median_time(step_without_cache, device, args.reps)
+    step_flops, step_time = flops(step), median_seconds(step, device, args.reps, warmup=1)
+    uncached_time = median_seconds(step_without_cache, device, args.reps, warmup=1)
     detector.eval()
     detector.set_quantiles((0.0, 1.0), (0.0, 1.0))
     predict = lambda: detector.predict(x)  # noqa: E731
-    infer_flops, infer_time = flops(predict), median_time(predict, device, args.reps)
+    infer_flops, infer_time = flops(predict), median_seconds(predict, device, args.reps, warmup=1)
 
     # The blur alone: the package's separable form against torchvision's 2-D kernel.
     raw = torch.rand(b, s, s, device=device)
     k, sigma = cfg.blur_kernel, cfg.blur_sigma
     blur_2d = median_time(lambda: gaussian_blur(raw.unsqueeze(1), [k, k], [sigma, sigma]), device, args.reps)
-    blur_separable = median_time(lambda: maps.blur(raw, sigma, k), device, args.reps)
+    blur_separable = median_seconds(lambda: maps.blur(raw, sigma, k), device, args.reps, warmup=1)
 
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",

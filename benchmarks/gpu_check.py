@@ -80,6 +80,7 @@ from ulsad import ULSAD, data, fit, get_config
 from ulsad.backbone import BACKBONES, WEIGHTS_DIR_ENV, WeightsUnavailable, create_body, describe_weights
 from ulsad.config import SYNTHETIC_SIZES
 from ulsad.detector import native_bfloat16
+from ulsad.estimate import median_seconds, synchronize
 from ulsad.evaluate import compute_metrics, predict_dataset
 
 PAPER_PROFILE = "paper"
@@ -244,11 +245,6 @@ def note(message: str) -> None:
     print(f"gpu_check: {message}", file=sys.stderr, flush=True)
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def reset_peak(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -258,19 +254,6 @@ def reset_peak(device: torch.device) -> None:
 def peak_mib(device: torch.device) -> float | None:
     """Peak memory since reset_peak: CUDA only (the CPU has no per-phase peak to read)."""
     return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-
-
-def median_seconds(fn, device: torch.device, reps: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 @contextlib.contextmanager
@@ -325,12 +308,12 @@ def time_paper(cfg, splits, images, args, bf16: bool) -> dict:
             warnings.simplefilter("ignore")  # the random-θ warning: said once, loudly, in the report
             detector, history = fit(images["train"], images["validation"], cfg.replace(amp=amp, epochs=args.epochs),
                                     progress=False)
-        sync(device)
+        synchronize(device)
         fit_seconds = time.perf_counter() - start
         train_peak = peak_mib(device)
         epoch_seconds = statistics.median(h["seconds"] for h in history)
         reset_peak(device)
-        infer_seconds = median_seconds(lambda: detector.predict(batch), device, args.reps)
+        infer_seconds = median_seconds(lambda: detector.predict(batch), device, args.reps, warmup=1)
         runs[precision] = {"seconds_per_epoch": epoch_seconds,
                            "train_images_per_s": len(splits["train"]) / epoch_seconds,
                            "inference_images_per_s": len(batch) / infer_seconds,

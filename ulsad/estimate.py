@@ -71,6 +71,27 @@ def lookup(config: Config, device_type: str) -> Estimate:
                           f"c*={config.c_star} on {device_type}")
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a wall-clock time covers it (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(work, device: torch.device, reps: int = 3, warmup: int = 2) -> float:
+    """Median wall time of `reps` calls of `work` on `device`, after `warmup` calls that pay for
+    allocation and kernel choice."""
+    for _ in range(warmup):
+        work()
+    synchronize(device)
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        work()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def calibrate(config: Config, device: torch.device, steps: int = 3) -> Estimate:
     """Seconds per image-epoch on `device`, timed now: θ on one batch and a training step of ψ and φ,
     each the median of `steps` runs on random images. θ's weights are random here, which leaves its
@@ -86,20 +107,9 @@ def calibrate(config: Config, device: torch.device, steps: int = 3) -> Estimate:
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
     images = torch.rand(cfg.batch_size, 3, cfg.image_size, cfg.image_size, generator=torch.Generator().manual_seed(0))
 
-    def median_seconds(work) -> float:
-        """Median of `steps` timings, after two runs that pay for allocation and kernel choice."""
-        times = []
-        for run in range(steps + 2):
-            start = time.perf_counter()
-            work()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            times.append(time.perf_counter() - start)
-        return statistics.median(times[2:])
-
     detector.set_feature_statistics(detector.raw_features(images))  # ψ and φ then see U as in training
     u = detector.features(images)
-    theta_s = median_seconds(lambda: detector.features(images))
+    theta_s = median_seconds(lambda: detector.features(images), device, steps)
 
     def step():
         total = losses.terms(detector(images, u), cfg)["total"]
@@ -107,7 +117,7 @@ def calibrate(config: Config, device: torch.device, steps: int = 3) -> Estimate:
         total.backward()
         optimizer.step()
 
-    step_s = median_seconds(step)
+    step_s = median_seconds(step, device, steps)
     per_image = (step_s + theta_s / cfg.epochs) / cfg.batch_size
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     return Estimate(per_image, f"{steps} training steps timed now on {name}")
