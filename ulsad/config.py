@@ -211,8 +211,9 @@ class Config:
 #
 # `gpu` is what a reader with one GPU (a free Colab T4, 15 GB, say) runs by default: the paper's
 # architecture (Wide-ResNet50-2 with its ImageNet weights, 256 px, c* = 384) without ψ's final ReLU,
-# for 60 epochs instead of 200, so that a category trains in minutes rather than an hour. `paper` is
-# the authors' setting, for reproducing the tables; it is used only when asked for.
+# for 60 epochs instead of 200 (a category's fit is then 60 x 200 image-epochs; no GPU has timed it
+# yet: benchmarks/gpu_check.py does). `paper` is the authors' setting, for reproducing the tables;
+# it is used only when asked for.
 PROFILES: dict[str, dict] = {
     "paper": {},
     "demo": dict(image_size=128, backbone="efficientnet_lite0", c_star=96, ae_width=32, epochs=30,
