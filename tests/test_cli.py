@@ -199,3 +199,54 @@ def test_ctrl_c_during_training_says_nothing_was_written_and_exits_130(synthetic
     err = capsys.readouterr().err
     assert err == f"interrupted: training stopped before it finished; nothing was written to {out}\n"
     assert not out.exists()
+
+
+# -- outputs that would replace inputs, and names of any encoding -------------------------------------------
+
+def test_train_refuses_a_checkpoint_inside_the_dataset_folder(synthetic, no_work, capsys):
+    image = next((synthetic / "pegboard" / "train" / "good").iterdir())
+    before = image.read_bytes()
+    assert main(train_args(synthetic, image)) == 2
+    one_error_line(capsys, f"--out {image} lies inside the dataset folder --root {synthetic}")
+    assert image.read_bytes() == before
+
+
+def test_reproduce_refuses_results_inside_the_dataset_folder(synthetic, no_work, capsys):
+    assert main(["reproduce", "--root", str(synthetic), "--out", str(synthetic / "results")]) == 2
+    one_error_line(capsys, "lies inside the dataset folder --root")
+
+
+def test_predict_refuses_an_output_folder_where_an_overlay_would_replace_an_input(checkpoint, image_files,
+                                                                                   tmp_path, capsys):
+    folder = tmp_path / "pin"
+    folder.mkdir()
+    first, second = folder / "a.png", folder / "0000_a.png"  # the overlay of a.png would be 0000_a.png
+    for path, source in ((first, image_files[0]), (second, image_files[1])):
+        path.write_bytes(open(source, "rb").read())
+    before = second.read_bytes()
+    assert main(["predict", "--checkpoint", str(checkpoint), str(first), str(second), "--out", str(folder)]) == 2
+    one_error_line(capsys, f"the output {second} would replace the input {second}")
+    assert second.read_bytes() == before
+
+
+def test_predict_keeps_a_file_name_that_is_not_utf8_as_its_bytes(checkpoint, image_files, tmp_path):
+    name = os.fsdecode(b"\xffimage.png")
+    odd = tmp_path / name
+    odd.write_bytes(open(image_files[0], "rb").read())
+    out = tmp_path / "pred"
+    assert main(["predict", "--checkpoint", str(checkpoint), str(odd), "--out", str(out)]) == 0
+    table = (out / "scores.csv").read_bytes()
+    assert os.fsencode(str(odd)) in table and not list(out.glob("*.part"))
+
+
+def test_train_refuses_two_different_seeds(tmp_path, no_work, capsys):
+    assert main(train_args(tmp_path, tmp_path / "out" / "det.ckpt", "--seed", "3", "--set", "seed=4")) == 2
+    one_error_line(capsys, "--seed 3 and --set seed=4 disagree")
+
+
+def test_train_names_the_profile_in_force_when_none_is_given(synthetic, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ULSAD_PROFILE", "smoke")
+    args = train_args(synthetic, tmp_path / "det.ckpt")
+    args.remove("--profile"), args.remove("smoke")
+    assert main(args) == 0
+    assert "profile smoke," in capsys.readouterr().out

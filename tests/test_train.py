@@ -142,6 +142,40 @@ def test_save_and_load_give_identical_maps(trained, tmp_path):
     assert not list(tmp_path.glob("*.part"))
 
 
+def test_a_checkpoint_is_as_readable_as_any_file_the_user_writes(trained, tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = trained[0].save(tmp_path / "d.ckpt")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_trained_detector_is_kept_when_its_final_rename_fails(trained, tmp_path, monkeypatch):
+    import os
+
+    target = tmp_path / "d.ckpt"
+    target.write_bytes(b"the user's older file")
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    kept = tmp_path / "d.ckpt.part"
+    with pytest.raises(OSError, match=f"the detector is saved in {kept}, but it could not replace {target}"):
+        trained[0].save(target)
+    monkeypatch.undo()
+    assert ULSAD.load(kept).config == trained[0].config and target.read_bytes() == b"the user's older file"
+
+
+def test_what_a_killed_save_left_is_replaced_by_the_next_save(trained, tmp_path):
+    (tmp_path / "d.ckpt.part").write_bytes(b"")  # a save killed before it wrote anything
+    trained[0].save(tmp_path / "d.ckpt")
+    assert ULSAD.load(tmp_path / "d.ckpt") and not list(tmp_path.glob("*.part"))
+
+
 def test_loading_uses_weights_only(trained, tmp_path, monkeypatch):
     detector, _ = trained
     path = detector.save(tmp_path / "d.ckpt")
@@ -203,3 +237,17 @@ def test_a_callback_sees_every_epoch_and_cannot_change_the_result(smoke):
     assert seen == [1, 2, 3] and [h["looked"] for h in h2] == [10, 20, 30]
     assert [h["total"] for h in h1] == [h["total"] for h in h2]
     assert torch.equal(plain.q, watched.q)
+
+
+def test_an_unreadable_validation_image_stops_the_fit_before_the_first_epoch(smoke, tmp_path):
+    from ulsad import data
+
+    data.synth.generate(tmp_path, ["pegboard"], image_size=64, n_train=4, n_val=2, n_test=3)
+    load = lambda split: data.load("synthetic", tmp_path, "pegboard", split, image_size=64)  # noqa: E731
+    validation = load("validation")
+    broken = validation.samples[0].path
+    broken.write_bytes(b"")
+    epochs = []
+    with pytest.raises(data.DataError, match=f"^{broken}: cannot read this image"):
+        fit(load("train"), validation, smoke, progress=False, on_epoch=lambda epoch, _: epochs.append(epoch))
+    assert epochs == []

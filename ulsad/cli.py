@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from .backbone import describe_weights
-from .config import PROFILES, VARIANTS, get_config, parse_overrides
+from .config import PROFILES, VARIANTS, default_profile, get_config, parse_overrides
 
 
 def integer(minimum: int, maximum: int | None = None):
@@ -50,6 +50,13 @@ def check_output(option: str, path: Path, kind: str) -> None:
         raise ValueError(f"{option} {path}: cannot write in {existing} (no permission or a read-only file system)")
 
 
+def check_outside(option: str, path: Path, root_option: str, root: Path) -> None:
+    """Refuse an output inside a dataset's folder, where it could replace one of its images."""
+    if path.resolve().is_relative_to(Path(root).resolve()):
+        raise ValueError(f"{option} {path} lies inside the dataset folder {root_option} {root}; "
+                         f"expected a path outside it, where nothing of the dataset can be replaced")
+
+
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", choices=list(PROFILES), default=None,
                    help="settings profile (default: $ULSAD_PROFILE, else gpu with CUDA, demo without)")
@@ -64,6 +71,8 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 def _config(args):
     overrides = parse_overrides(args.overrides)
     if args.seed is not None:
+        if overrides.get("seed", args.seed) != args.seed:
+            raise ValueError(f"--seed {args.seed} and --set seed={overrides['seed']} disagree; give the seed once")
         overrides["seed"] = args.seed
     return get_config(args.profile, args.variant, **overrides)
 
@@ -73,12 +82,13 @@ def cmd_train(args) -> None:
     from .train import fit
 
     cfg = _config(args)
+    check_outside("--out", args.out, "--root", args.root)
     load = lambda split: data.load(args.dataset, args.root, args.category, split,  # noqa: E731
                                    image_size=cfg.image_size, val_fraction=cfg.val_fraction,
                                    seed=cfg.seed)
     train, validation = load("train"), load("validation")
     print(f"training ULSAD on {args.dataset}/{args.category}: {len(train)} train, "
-          f"{len(validation)} validation images; profile {args.profile or 'default'}, "
+          f"{len(validation)} validation images; profile {args.profile or default_profile()}, "
           f"{cfg.backbone} at {cfg.image_size} px, {cfg.epochs} epochs")
     try:
         detector, history = fit(train, validation, cfg, progress=not args.no_progress)
@@ -112,6 +122,12 @@ def cmd_predict(args) -> None:
     detector = ULSAD.load(args.checkpoint)
     size = detector.config.image_size
     paths = [Path(p) for p in args.images]
+    overlays = [args.out / f"{i:04d}_{path.stem}.png" for i, path in enumerate(paths)]
+    inputs = {p.resolve(): p for p in (*paths, args.checkpoint)}
+    for output in (*overlays, args.out / "scores.csv"):
+        if output.resolve() in inputs:
+            raise ValueError(f"--out {args.out}: the output {output} would replace the input "
+                             f"{inputs[output.resolve()]}; expected another folder")
     images = torch.stack([read_image(p, size) for p in paths])  # fail before writing anything
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -119,14 +135,18 @@ def cmd_predict(args) -> None:
         batch = images[start:start + args.batch_size]
         out = detector.predict(batch)
         for i, path in enumerate(paths[start:start + args.batch_size]):
-            png = args.out / f"{start + i:04d}_{path.stem}.png"
+            png = overlays[start + i]
             overlay(batch[i], out["combined"][i]).save(png)
             rows.append({"image": str(path), "score": f"{out['score'][i].item():.6f}", "overlay": png.name})
-    with open(args.out / "scores.csv", "w", newline="") as fh:
+    # A file name that is not UTF-8 is written back as the bytes it has (surrogateescape), and the
+    # table appears whole or not at all.
+    scores, part = args.out / "scores.csv", args.out / "scores.csv.part"
+    with open(part, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.DictWriter(fh, fieldnames=["image", "score", "overlay"])
         writer.writeheader()
         writer.writerows(rows)
-    print(f"{len(rows)} images scored: {args.out / 'scores.csv'}")
+    os.replace(part, scores)
+    print(f"{len(rows)} images scored: {scores}")
 
 
 def cmd_download(args) -> None:
@@ -172,6 +192,7 @@ def cmd_evaluate(args) -> None:
 def cmd_reproduce(args) -> None:
     from .reproduce import reproduce
 
+    check_outside("--out", args.out, "--root", args.root)
     runs = reproduce(args.dataset, args.root, args.categories, args.seeds, args.variants, args.profile,
                      parse_overrides(args.overrides), args.out, args.executor, args.ray_address)
     print(f"{len(runs)} runs in {args.out / 'runs.csv'}; summaries in {args.out}/summary_by_{{category,dataset}}.md")

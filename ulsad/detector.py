@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,13 @@ FORMAT_VERSION = 1
 # Fields that change the shape of a tensor in the checkpoint.
 ARCHITECTURE_FIELDS = ("image_size", "backbone", "layers", "c_star", "ae_width", "frn_final_relu")
 CHECKPOINT_FIELDS = {"config": dict, "state_dict": dict, "weights_source": str}  # what load() needs, by type
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it, so it is set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def native_bfloat16(device: torch.device) -> bool:
@@ -196,14 +202,19 @@ class ULSAD(nn.Module):
                    "config": self.config.to_dict(), "weights_source": self.weights_source,
                    "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
                    "extra": {**self.extra, **extra}}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
-        os.close(fd)
+        # One name per target, so that a save killed outright leaves one file that the next save replaces.
+        tmp = path.with_name(path.name + ".part")
         try:
             torch.save(payload, tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # half written: nothing in it is worth keeping
+            raise
+        tmp.chmod(0o666 & ~_umask())  # as readable as any other file the user writes
+        try:
             os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        except OSError as e:  # the trained detector is in tmp: never throw it away
+            raise OSError(f"the detector is saved in {tmp}, but it could not replace {path} "
+                          f"({e.strerror or e}); move {tmp} there yourself") from None
         return path
 
     @classmethod

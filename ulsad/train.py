@@ -64,6 +64,8 @@ def fit(train, validation, config: Config | None = None, progress: bool = True, 
         detector = detector.to(memory_format=torch.channels_last)
 
     images = stack_images(train, cfg.batch_size, cfg.num_workers)
+    # Read now, not after the epochs: an unreadable validation image must cost no training.
+    val_images = stack_images(validation, cfg.batch_size, cfg.num_workers)
     if len(images) < 2:
         raise ValueError(f"training needs at least 2 normal images (BatchNorm), got {len(images)}")
     images = detector.check_images(images)
@@ -104,6 +106,6 @@ def fit(train, validation, config: Config | None = None, progress: bool = True, 
         history.append(record)
         bar.set_postfix({k: f"{record[k]:.4f}" for k in ("L_pl", "L_pg", "L_lg")})
     detector.eval()
-    detector.calibrate(stack_images(validation), batch_size=cfg.batch_size)
+    detector.calibrate(val_images, batch_size=cfg.batch_size)
     detector.extra["history"] = history
     return detector, history
