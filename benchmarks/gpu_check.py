@@ -289,7 +289,7 @@ def paper_weights(cfg):
         create_body(cfg.backbone, cfg.layers, "imagenet", allow_random=False)
         return cfg.replace(allow_random_weights=False), "imagenet", ""
     except Exception as e:  # no cache, no hub, a failed download: all mean the same here
-        reason = str(e).strip().split(". ")[0].splitlines()[0].rstrip(".") if str(e).strip() else type(e).__name__
+        reason = str(e).split(":")[0].strip() or type(e).__name__  # the package's message says what, then how
         how = f"put them at ${WEIGHTS_DIR_ENV}/{cfg.backbone}.pth or let timm download them from huggingface.co"
         return cfg.replace(weights="random", allow_random_weights=True), "random", f"{reason}; {how}"
 

