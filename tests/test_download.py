@@ -6,6 +6,7 @@ import errno
 import hashlib
 import importlib
 import io
+import socket
 import stat
 import tarfile
 import threading
@@ -21,13 +22,15 @@ from ulsad.data.download import ATTEMPTS, CHUNK, GIB
 
 
 class ArchiveServer(ThreadingHTTPServer):
-    """Serves ``files`` (URL path -> bytes). It can break off the first ``cuts`` responses halfway,
-    and can ignore Range requests; it records the Range header of every request."""
+    """Serves ``files`` (URL path -> bytes). It can break off the first ``cuts`` responses after
+    ``cut_keep`` of their body (half), and can ignore Range requests; it records the Range header
+    of every request."""
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), ArchiveHandler)
         self.files: dict[str, bytes] = {}
         self.cuts = 0
+        self.cut_keep = 0.5
         self.honour_range = True
         self.ranges: list[str | None] = []
 
@@ -55,7 +58,7 @@ class ArchiveHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if server.cuts:
             server.cuts -= 1
-            self.wfile.write(body[start:start + (len(body) - start) // 2])  # then the connection closes
+            self.wfile.write(body[start:start + int((len(body) - start) * server.cut_keep)])  # then it closes
         else:
             self.wfile.write(body[start:])
 
@@ -125,6 +128,10 @@ def serve(server: ArchiveServer, path: str, body: bytes) -> str:
     return server.url(path)
 
 
+def names(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir())
+
+
 def leftovers(root: Path) -> list[str]:
     """Anything half-done: .part files or extraction folders."""
     return [p.name for p in root.iterdir() if p.name.endswith(".part") or p.name.startswith(".extract-")]
@@ -167,9 +174,9 @@ def test_links_that_stay_inside_the_root_are_extracted(server, tmp_path):
 
 def test_archive_without_the_expected_categories_is_an_error(server, tmp_path):
     body = tar_bytes([("readme.txt", b"not a dataset")])
-    with pytest.raises(DataError, match="did not contain the expected folders breakfast_box.*archive was deleted"):
+    with pytest.raises(DataError, match="did not contain the expected folders breakfast_box.*will not help.*kept at"):
         download("mvtec_loco", tmp_path, url=serve(server, "/other.tar.xz", body), sha256=sha256(body), quiet=True)
-    assert list(tmp_path.iterdir()) == []  # readme.txt was never moved in
+    assert names(tmp_path) == ["other.tar.xz"]  # readme.txt was never moved in
 
 
 # --- a wrong checksum --------------------------------------------------------
@@ -179,6 +186,36 @@ def test_wrong_checksum_deletes_the_download_and_extracts_nothing(server, tmp_pa
     with pytest.raises(DataError, match="SHA-256 of the download is .* expected 0+"):
         download("btad", tmp_path, url=serve(server, "/btad.zip", body), sha256="0" * 64, quiet=True)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_the_user_put_there_is_never_deleted(server, tmp_path):
+    """The command only ever writes btad.zip.part and renames it when verified: a btad.zip already there is not this run's."""
+    mine = tmp_path / "btad.zip"
+    mine.write_bytes(b"the user's own btad.zip, another release")
+    body = btad_zip()
+    with pytest.raises(DataError) as refused:
+        download("btad", tmp_path, url=serve(server, "/btad.zip", body), sha256=sha256(body), quiet=True)
+    message = str(refused.value)
+    assert message.startswith(f"{mine}: ") and sha256(mine.read_bytes()) in message and sha256(body) in message
+    assert "left in place" in message and "move it away" in message and "(--sha256)" in message
+    assert mine.read_bytes() == b"the user's own btad.zip, another release" and server.ranges == []
+    assert names(tmp_path) == ["btad.zip"]
+
+
+def test_a_folder_named_like_the_archive_is_named_and_left_alone(server, tmp_path):
+    (tmp_path / "btad.zip").mkdir()
+    body = btad_zip()
+    with pytest.raises(DataError, match=f"^{tmp_path / 'btad.zip'} is a folder, where the download"):
+        download("btad", tmp_path, url=serve(server, "/btad.zip", body), sha256=sha256(body), quiet=True)
+    assert names(tmp_path) == ["btad.zip"] and server.ranges == []
+
+
+def test_an_archive_the_user_put_there_is_extracted_without_downloading_and_left_in_place(server, tmp_path, capsys):
+    body = btad_zip()
+    (tmp_path / "btad.zip").write_bytes(body)
+    download("btad", tmp_path, url=serve(server, "/btad.zip", body), sha256=sha256(body), quiet=True)
+    assert server.ranges == [] and names(tmp_path) == ["01", "02", "03", "btad.zip"]
+    assert f"{tmp_path / 'btad.zip'} was there before this run" in capsys.readouterr().out
 
 
 # --- members that try to escape the root -------------------------------------
@@ -199,7 +236,7 @@ def test_wrong_checksum_deletes_the_download_and_extracts_nothing(server, tmp_pa
 def test_tar_member_escaping_the_root_is_refused_and_nothing_is_extracted(server, tmp_path, member):
     root = tmp_path / "root"
     body = tar_bytes(loco_files() + [member])
-    with pytest.raises(DataError, match="refusing to extract"):
+    with pytest.raises(DataError, match="refusing to extract. Running the download again unchanged will not help"):
         download("mvtec_loco", root, url=serve(server, "/loco.tar.xz", body), sha256=sha256(body), quiet=True)
     assert not (tmp_path / "escaped.txt").exists() and not Path("/tmp/ulsad-absolute-escape.txt").exists()
     assert not any((root / c).exists() for c in DATASETS["mvtec_loco"]) and leftovers(root) == []
@@ -226,7 +263,27 @@ def test_link_through_links_made_later_cannot_reach_outside(server, tmp_path, up
     body = tar_bytes(loco_files() + chain)
     with pytest.raises(DataError, match=r"loco.tar.xz: link 'x' -> .* could point outside the target folder"):
         download("mvtec_loco", root, url=serve(server, "/loco.tar.xz", body), sha256=sha256(body), quiet=True)
-    assert list(root.iterdir()) == []
+    assert names(root) == ["loco.tar.xz"]
+
+
+@pytest.mark.parametrize("members, clash", [
+    ([link("a", "", kind=tarfile.DIRTYPE), link("a", "pushpins")],
+     "member 'a' (a symlink) has the same name as an earlier folder"),
+    ([("a/readme.txt", b"x"), link("a", "pushpins")], "member 'a' (a symlink) has the same name as an earlier folder"),
+    ([("a", b"x"), ("a/readme.txt", b"y")], "member 'a/readme.txt' lies inside 'a', an earlier file"),
+], ids=["folder-then-symlink", "folder-made-by-a-file-then-symlink", "file-then-a-member-inside-it"])
+def test_members_that_clash_are_the_archives_fault_and_a_rerun_is_not_promised_to_help(server, tmp_path, members,
+                                                                                         clash):
+    root, body = tmp_path / "root", tar_bytes(loco_files() + members)
+    archive, url = root / "loco.tar.xz", serve(server, "/loco.tar.xz", body)
+    for run in (1, 2):  # the same refusal each time; the kept archive is not downloaded again
+        with pytest.raises(DataError) as refused:
+            download("mvtec_loco", root, url=url, sha256=sha256(body), quiet=True)
+        message = str(refused.value)
+        assert message.startswith(f"{archive}: {clash}; refusing to extract")
+        assert "will not help" in message and "once that is fixed" not in message
+        assert f"kept at {archive}" in message and "by hand" in message and "(--url, --sha256)" in message
+        assert len(server.ranges) == 1 and names(root) == ["loco.tar.xz"]
 
 
 def test_hardlink_to_an_earlier_file_is_extracted(server, tmp_path):
@@ -247,23 +304,23 @@ def test_zip_links_and_special_files_are_refused(server, tmp_path, mode, kind):
     body = buffer.getvalue()
     with pytest.raises(DataError, match=f"btad.zip: member '01/evil' is a {kind}.*; refusing to extract"):
         download("btad", tmp_path, url=serve(server, "/btad.zip", body), sha256=sha256(body), quiet=True)
-    assert list(tmp_path.iterdir()) == []
+    assert names(tmp_path) == ["btad.zip"]
 
 
 # --- archives that expand too far ---------------------------------------------
 
 def test_archive_expanding_past_the_ratio_cap_is_refused_from_its_headers_and_can_be_allowed(server, tmp_path):
     """A few kilobytes that expand to 32 MiB (about 1000:1) are refused before anything is written, with the
-    option that allows them; raising it lets the same archive through."""
+    option that allows them; raising it lets the same archive, kept, through without downloading it again."""
     body = tar_bytes([("zeros.bin", bytes(32 << 20))] + loco_files(), compression="gz")
     url = serve(server, "/bomb.tar.gz", body)
     with pytest.raises(DataError, match=r"bomb.tar.gz: its [\d,]+ bytes expand to more than 33,554,432 by member "
-                                        r"'zeros.bin', over 200 times.*max_ratio \(--max-ratio\); "
-                                        r"the archive was deleted"):
+                                        r"'zeros.bin', over 200 times.*max_ratio \(--max-ratio\)\. "
+                                        r"Running the download again unchanged will not help.*kept at"):
         download("mvtec_loco", tmp_path, url=url, sha256=sha256(body), quiet=True)
-    assert list(tmp_path.iterdir()) == []
+    assert names(tmp_path) == ["bomb.tar.gz"]
     download("mvtec_loco", tmp_path, url=url, sha256=sha256(body), quiet=True, max_ratio=10_000)
-    assert (tmp_path / "zeros.bin").stat().st_size == 32 << 20
+    assert (tmp_path / "zeros.bin").stat().st_size == 32 << 20 and len(server.ranges) == 1
 
 
 def test_archive_expanding_past_the_size_cap_is_refused_and_says_how_to_allow_it(server, tmp_path):
@@ -272,7 +329,7 @@ def test_archive_expanding_past_the_size_cap_is_refused_and_says_how_to_allow_it
                                         r"if you trust it, run again with a higher max_size_gib \(--max-size-gib\)"):
         download("mvtec_loco", tmp_path, url=serve(server, "/loco.tar.xz", body), sha256=sha256(body), quiet=True,
                  max_size_gib=1e-7)
-    assert list(tmp_path.iterdir()) == []
+    assert names(tmp_path) == ["loco.tar.xz"]
 
 
 class Endless(io.RawIOBase):
@@ -298,7 +355,7 @@ def test_member_larger_than_its_header_says_is_stopped_while_it_is_written(serve
         download("btad", tmp_path, url=serve(server, "/btad.zip", body), sha256=sha256(body), quiet=True,
                  max_size_gib=4 * CHUNK / GIB, max_ratio=1e9)
     assert len(streams) == 1 and streams[0].read_so_far <= 5 * CHUNK
-    assert list(tmp_path.iterdir()) == []
+    assert names(tmp_path) == ["btad.zip"]
 
 
 # --- archives that cannot be verified or used --------------------------------
@@ -315,12 +372,13 @@ def test_unverified_archive_is_extracted_when_allowed_with_a_warning(server, tmp
     assert "not verified" in capsys.readouterr().out and (tmp_path / "01").is_dir()
 
 
-def test_web_page_served_instead_of_the_archive_is_deleted_so_a_rerun_downloads_again(server, tmp_path):
+def test_web_page_served_instead_of_the_archive_is_kept_and_a_rerun_is_not_promised_to_help(server, tmp_path):
     url = serve(server, "/btad.zip", b"<!DOCTYPE html><html><body>Please log in</body></html>")
-    for requests in (1, 2):
-        with pytest.raises(DataError, match=r"btad.zip: cannot extract .*web page.*; the archive was deleted"):
+    for run in (1, 2):
+        with pytest.raises(DataError, match=r"btad.zip: cannot extract .*web page.*will not help.*kept at .*btad.zip\. "
+                                            r"Extract it by hand.*move it away"):
             download("btad", tmp_path, url=url, quiet=True, allow_unverified=True)
-        assert len(server.ranges) == requests and list(tmp_path.iterdir()) == []
+        assert len(server.ranges) == 1 and names(tmp_path) == ["btad.zip"]
 
 
 def test_file_system_error_while_extracting_keeps_the_verified_archive_for_the_next_run(server, tmp_path,
@@ -339,7 +397,8 @@ def test_file_system_error_while_extracting_keeps_the_verified_archive_for_the_n
     assert sorted(p.name for p in tmp_path.iterdir()) == ["btad.zip"]
     monkeypatch.undo()
     download("btad", tmp_path, url=url, sha256=sha256(body), quiet=True)
-    assert len(server.ranges) == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["01", "02", "03"]
+    # the next run cannot tell its predecessor's archive from one the user put there, so it leaves it
+    assert len(server.ranges) == 1 and names(tmp_path) == ["01", "02", "03", "btad.zip"]
 
 
 def test_folder_left_by_a_killed_extraction_is_cleared_by_the_next_run(server, tmp_path):
@@ -425,14 +484,40 @@ def test_complete_part_file_is_verified_without_downloading_again(server, tmp_pa
 def test_transfer_that_keeps_breaking_off_keeps_its_part_file_for_next_time(server, tmp_path):
     body = btad_zip()
     server.cuts = ATTEMPTS
-    with pytest.raises(DataError, match="kept breaking off.*btad.zip.part"):
+    with pytest.raises(DataError, match=r"kept breaking off; run it again to resume from .*btad.zip.part \([\d,]+ "):
         download("btad", tmp_path, url=serve(server, "/btad.zip", body), sha256=sha256(body), quiet=True)
     assert 0 < (tmp_path / "btad.zip.part").stat().st_size < len(body)
 
 
-def test_unreachable_server_is_a_data_error(server, tmp_path):
-    with pytest.raises(DataError, match="download failed"):
-        download("btad", tmp_path, url=server.url("/missing.zip"), sha256="0" * 64, quiet=True)
+def test_unreachable_server_is_a_data_error_that_names_the_address(tmp_path):
+    with socket.socket() as unused:  # a port that nothing listens on once it is closed
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}/btad.zip"
+    with pytest.raises(DataError, match=f"{url}: download failed after {ATTEMPTS} attempts .*nothing was downloaded"):
+        download("btad", tmp_path, url=url, sha256="0" * 64, quiet=True)
+
+
+def test_an_address_that_is_not_found_says_so_and_suggests_another_url(server, tmp_path):
+    url = server.url("/missing.zip")
+    with pytest.raises(DataError) as refused:
+        download("btad", tmp_path, url=url, sha256="0" * 64, quiet=True)
+    message = str(refused.value)
+    assert message.startswith(f"{url}: not found (HTTP 404)") and "(--url)" in message
+    assert "resume" not in message and ".part" not in message
+
+
+def test_an_empty_part_file_is_no_partial_download(server, tmp_path):
+    """A save killed (SIGKILL) before its first byte leaves an empty .part: nothing to resume from or report."""
+    body = btad_zip()
+    url = serve(server, "/btad.zip", body)
+    (tmp_path / "btad.zip.part").write_bytes(b"")
+    server.cuts, server.cut_keep = ATTEMPTS, 0  # every response breaks off before its first byte
+    with pytest.raises(DataError) as refused:
+        download("btad", tmp_path, url=url, sha256=sha256(body), quiet=True)
+    message = str(refused.value)
+    assert message.startswith(f"{url}: ") and "resume" not in message and ".part" not in message
+    download("btad", tmp_path, url=url, sha256=sha256(body), quiet=True)
+    assert server.ranges == [None] * (ATTEMPTS + 1) and (tmp_path / "01").is_dir()
 
 
 # --- datasets without a download ----------------------------------------------

@@ -10,10 +10,11 @@ refusing a member that would land, or a link that could point, outside
 expand past a size or ratio cap. It then extracts into a temporary folder
 inside ``root``, counting the bytes really written against the same caps, and
 only when the expected folders are all there moves them into place. So
-``root`` never holds a half-extracted dataset, an archive that can never be
-extracted is deleted instead of failing again on every run, and running it
-again after an interruption picks up where it stopped. When the categories
-are already there it does nothing.
+``root`` never holds a half-extracted dataset, and running it again after an
+interruption picks up where it stopped. An archive refused for what it holds
+is kept, with a message that says a rerun will not change that and what will.
+Nothing the command did not write is ever deleted. When the categories are
+already there it does nothing.
 """
 from __future__ import annotations
 
@@ -122,13 +123,24 @@ def download(name: str, root, url: str | None = None, sha256: str | None = None,
                         f"{', '.join(DATASETS[name])} (MVTec AD layout). Licence: {LICENCE}.")
     print(f"{source.title} is licensed under {LICENCE}. Source: {source.homepage}")
     root.mkdir(parents=True, exist_ok=True)
-    archive = _fetch(url, root / _archive_name(url), sha256, quiet)
+    archive = root / _archive_name(url)
+    # This command only writes archive.part, renamed once verified: an archive already there is the user's,
+    # or kept by an earlier run (which cannot be told apart), so it is never deleted.
+    created = not archive.exists()
+    if archive.is_dir():
+        raise DataError(f"{archive} is a folder, where the download {url} would be saved; expected no folder "
+                        f"of that name in the root: move it away")
+    _fetch(url, archive, sha256, quiet)
     try:
         _extract(archive, root, name, _Limit(archive, archive.stat().st_size, max_size_gib, max_ratio), quiet)
     except _Rejected as error:
+        raise DataError(f"{error}. Running the download again unchanged will not help: the fault is in the archive "
+                        f"itself, which is kept at {archive}. Extract it by hand if you trust it, or move it away and "
+                        f"download another copy with url and sha256 (--url, --sha256)") from error
+    if created:
         archive.unlink()
-        raise DataError(f"{error}; the archive was deleted") from error
-    archive.unlink()
+    else:
+        print(f"{archive} was there before this run, so it is left in place; delete it if you no longer need it")
     return root
 
 
@@ -183,25 +195,41 @@ def _archive_name(url: str) -> str:
     return name
 
 
-def _fetch(url: str, archive: Path, sha256: str | None, quiet: bool) -> Path:
-    """Download ``url`` to ``archive`` through ``archive.part``; verify; return the archive."""
-    if archive.exists():  # downloaded before, extraction did not finish
-        _verify(archive, sha256, url)
-        return archive
+def _fetch(url: str, archive: Path, sha256: str | None, quiet: bool) -> None:
+    """Make ``archive`` the verified download of ``url``, through ``archive.part``, unless it is there already."""
+    if archive.exists():  # not this run's (see download): used when it verifies, never deleted
+        if actual := _mismatch(archive, sha256):
+            raise DataError(f"{archive}: already there (not downloaded by this run), and its SHA-256 is {actual}, "
+                            f"expected {sha256} for {url}; it is left in place: move it away to download the "
+                            f"archive, or give its sha256 (--sha256) if it is a different release you trust")
+        return
     part = archive.with_name(archive.name + ".part")
     for attempt in range(1, ATTEMPTS + 1):
         try:
             if _transfer(url, part, quiet):
                 break
         except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+            if isinstance(error, urllib.error.HTTPError) and error.code in (404, 410):  # no retry can find it
+                raise DataError(f"{url}: not found (HTTP {error.code}); check the address, or give another with "
+                                f"url (--url) and its sha256 (--sha256)") from error
             if attempt == ATTEMPTS:
-                raise DataError(f"{url}: download failed after {ATTEMPTS} attempts ({error}); "
-                                f"run it again to resume from {part}") from error
+                raise DataError(f"{url}: download failed after {ATTEMPTS} attempts ({error}){_next(part)}") from error
     else:
-        raise DataError(f"{url}: the transfer kept breaking off; run it again to resume from {part}")
-    _verify(part, sha256, url)
+        raise DataError(f"{url}: the transfer kept breaking off{_next(part)}")
+    if actual := _mismatch(part, sha256):
+        part.unlink()
+        raise DataError(f"{url}: SHA-256 of the download is {actual}, expected {sha256}; the download was deleted. "
+                        f"Run it again; if it gets the same SHA-256, the address serves another file: give its "
+                        f"sha256 (--sha256) if it is a release you trust, or another url (--url)")
     part.rename(archive)
-    return archive
+
+
+def _next(part: Path) -> str:
+    """What to do after a failed transfer: resume only from a .part that holds data (a kill leaves it empty)."""
+    size = part.stat().st_size if part.exists() else 0
+    if size:
+        return f"; run it again to resume from {part} ({size:,} bytes so far)"
+    return "; nothing was downloaded: check the address and the connection, then run it again"
 
 
 def _transfer(url: str, part: Path, quiet: bool) -> bool:
@@ -229,25 +257,23 @@ def _transfer(url: str, part: Path, quiet: bool) -> bool:
     return total is None or part.stat().st_size >= total
 
 
-def _verify(path: Path, sha256: str | None, url: str) -> None:
+def _mismatch(path: Path, sha256: str | None) -> str | None:
+    """The SHA-256 of ``path`` when it is not ``sha256``; None when it is, or when there is none to check."""
     if sha256 is None:
-        print(f"warning: {path.name} is not verified (no SHA-256 given; allowed by allow_unverified)")
-        return
+        print(f"warning: {path} is not verified (no SHA-256 given; allowed by allow_unverified)")
+        return None
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
-    if digest.hexdigest() != sha256.lower():
-        path.unlink()
-        raise DataError(f"{url}: SHA-256 of the download is {digest.hexdigest()}, expected {sha256}; "
-                        f"the file was deleted, run the download again")
+    return None if digest.hexdigest() == sha256.lower() else digest.hexdigest()
 
 
 class _Rejected(DataError):
     """The archive can never be extracted as it is (damaged, hostile, too big, the wrong one).
 
-    :func:`download` deletes it, so that the next run fetches it afresh instead of
-    failing on the same file without downloading anything.
+    Its own content is at fault, so running the download again unchanged cannot help: :func:`download`
+    says so and keeps it, for extracting by hand or for a rerun with higher caps.
     """
 
 
@@ -335,8 +361,8 @@ def _content(staging: Path, name: str) -> Path:
 def _unpack(archive: Path, staging: Path, limit: _Limit, quiet: bool) -> None:
     """Check every member of ``archive``, then write them all into ``staging``.
 
-    A failure is the archive's fault (:class:`_Rejected`: it is deleted) unless the
-    file system refused a write: then the archive is kept for the next run.
+    A failure is the archive's fault (:class:`_Rejected`) unless the file system
+    refused a write: then the next run can succeed once that is fixed.
     """
     try:
         if zipfile.is_zipfile(archive):
@@ -367,20 +393,23 @@ def _scan(members, limit: _Limit, quiet: bool) -> list[_Member]:
     an archive leaves no trace of the members before it.
     """
     checked: list[_Member] = []
-    files: set[tuple[str, ...]] = set()  # regular files so far: the only things a hardlink may name
+    seen: dict[tuple[str, ...], str] = {}  # the kind of every path so far, with the folders made on the way
     total = 0
     for member in tqdm(members, desc=f"checking {limit.archive.name}", unit=" files", disable=quiet):
-        _check_member(member, limit.archive, files)
-        if member.kind == "file":
-            files.add(_parts(member.name))
+        _check_member(member, limit.archive, seen)
+        parts = _parts(member.name)
+        for i in range(len(parts)):
+            seen.setdefault(parts[:i], "folder")
+        seen[parts] = member.kind
         total += member.size
         limit.check(total, member.name)
         checked.append(member)
     return checked
 
 
-def _check_member(member: _Member, archive: Path, files: set[tuple[str, ...]]) -> None:
-    """Refuse a member that would be written, or a link that could point, anywhere but down into the target.
+def _check_member(member: _Member, archive: Path, seen: dict[tuple[str, ...], str]) -> None:
+    """Refuse a member that would be written, or a link that could point, anywhere but down into the target,
+    or that clashes with an earlier one (``seen``) so that writing it would fail.
 
     Checking each link against the folder as it stands is not enough: ``x -> a/b/../..``
     passes while ``a`` and ``b`` do not exist, and leads elsewhere once later members make
@@ -395,7 +424,16 @@ def _check_member(member: _Member, archive: Path, files: set[tuple[str, ...]]) -
     if member.kind in ("symlink", "hardlink") and not _parts(member.link):
         raise _Rejected(f"{archive}: link {member.name!r} -> {member.link!r} could point outside the target folder "
                         f"(a link may only point down: no absolute path, no '..'); refusing to extract")
-    if member.kind == "hardlink" and _parts(member.link) not in files:
+    for i in range(1, len(parts)):
+        if seen.get(parts[:i]) in ("file", "hardlink"):
+            raise _Rejected(f"{archive}: member {member.name!r} lies inside {'/'.join(parts[:i])!r}, an earlier "
+                            f"{seen[parts[:i]]}; refusing to extract")
+    earlier = seen.get(parts)
+    # a folder listed twice is harmless, and a file listed twice replaced by its last copy, as tar does
+    if earlier and not (earlier == member.kind and earlier in ("folder", "file")):
+        raise _Rejected(f"{archive}: member {member.name!r} (a {member.kind}) has the same name as an earlier "
+                        f"{earlier}; refusing to extract")
+    if member.kind == "hardlink" and seen.get(_parts(member.link)) != "file":
         raise _Rejected(f"{archive}: link {member.name!r} -> {member.link!r} does not name a file earlier in the "
                         f"archive; refusing to extract")
 
