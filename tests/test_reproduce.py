@@ -1,11 +1,18 @@
 """The reproduction runner: runs.csv, summaries beside the paper with their provenance, resume, Ray."""
+import csv
+import errno
+import os
 import shutil
+import socket
+import sys
+import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 import ulsad.train
 from ulsad import data, get_config, paper
@@ -307,6 +314,7 @@ def test_runs_of_several_categories_under_one_name_are_each_kept_and_reused(tmp_
                 "config": json.dumps(run.config().to_dict(), sort_keys=True), "wall_s": 0.0, "image_auroc": 0.5}
 
     monkeypatch.setattr(runner, "run_one", fake_run)
+    monkeypatch.setattr(runner, "check_inputs", lambda runs: None)  # made-up categories: no images to check
     for _ in range(2):
         runs = reproduce("synthetic", "data", ["a", "b"], seeds=1, out=tmp_path, **SMOKE)
         assert sorted(runs["category"]) == ["a", "b"]
@@ -352,3 +360,115 @@ def test_runs_on_a_test_set_of_another_size_are_made_again(sweep, root, tmp_path
     assert counted_fit == [0]
     assert set(runs["data_version"]) == {f"synthetic-v{data.synth.GENERATOR_VERSION} (16/8/30 images)"}
     assert int(runs["n_test"].iloc[0]) == 30
+
+
+# -- hostile inputs: found before any training, or named by file, line and column ---------------------------
+
+@pytest.fixture
+def tiny(tmp_path):
+    """A category of a few 64 px images, drawn in a tenth of a second."""
+    return data.synth.generate(tmp_path / "images", ["pegboard"], image_size=64, n_train=4, n_val=2, n_test=6)
+
+
+@pytest.mark.parametrize("damage", ["a test mask of another size", "a test image that is no image",
+                                    "a validation image that is no image"])
+def test_every_image_and_mask_of_the_three_splits_is_checked_before_any_training(tiny, tmp_path, no_fit, damage):
+    category = tiny / "pegboard"
+    mask = sorted((category / "ground_truth" / "structural_anomalies").glob("*/*.png"))[0]
+    bad = {"a test mask of another size": mask, "a test image that is no image": category / "test" / "good" / "001.png",
+           "a validation image that is no image": category / "validation" / "good" / "001.png"}[damage]
+    if bad == mask:
+        Image.open(mask).resize((32, 32)).save(mask)
+        expected = (f"{mask}: mask of 32x32 pixels for the image {category / 'test' / 'structural_anomalies' / mask.parent.name}"
+                    f".png of 64x64 pixels; expected a mask the size of its image")
+    else:
+        bad.write_bytes(b"not an image")
+        expected = f"{bad}: cannot read this image"
+    with pytest.raises(data.DataError) as e:
+        reproduce("synthetic", tiny, ["pegboard"], seeds=2, out=tmp_path / "out", **SMOKE)
+    assert str(e.value).startswith(expected)
+    assert not (tmp_path / "out" / "runs.csv").exists()
+
+
+def test_a_root_whose_name_is_not_utf8_is_kept_in_runs_csv_as_the_file_system_gives_it(tmp_path, monkeypatch):
+    root = data.synth.generate(tmp_path / os.fsdecode(b"images\xff"), ["pegboard"], image_size=64,
+                               n_train=4, n_val=2, n_test=6)
+    reproduce("synthetic", root, ["pegboard"], out=tmp_path / "out", **SMOKE)
+    assert load_runs(tmp_path / "out")["root"].tolist() == [str(root)]
+    assert sorted(os.listdir(tmp_path / "out")) == ["runs.csv", "summary_by_category.csv", "summary_by_category.md",
+                                                    "summary_by_dataset.csv", "summary_by_dataset.md"]
+    monkeypatch.setattr(ulsad.train, "fit", lambda *a, **k: pytest.fail("the run was made: nothing should be trained"))
+    assert len(reproduce("synthetic", root, ["pegboard"], out=tmp_path / "out", **SMOKE)) == 1
+
+
+def test_a_row_that_cannot_be_written_names_its_run_and_file_and_leaves_no_part_file(tiny, tmp_path, monkeypatch):
+    import ulsad.reproduce as runner
+
+    def fake_run(run):
+        return {**run.identity(), **run.labels(), "root": run.root, "config": "{}", "wall_s": 0.0,
+                "image_auroc": 0.5, "weights": "random"}
+
+    def full_disk(table, path, *args, **kwargs):
+        Path(path).write_text("dataset,categ")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runner, "run_one", fake_run)
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk)
+    with pytest.raises(RuntimeError) as e:
+        reproduce("synthetic", tiny, ["pegboard"], out=tmp_path / "out", **SMOKE)
+    assert str(e.value) == (f"[1/1] pegboard full seed 0 was made, but its row could not be written to "
+                            f"{tmp_path / 'out' / 'runs.csv'} ([Errno 28] No space left on device); that file is left "
+                            f"as it was before this run: rerun to make it again")
+    assert os.listdir(tmp_path / "out") == []
+
+
+def _edit_cell(runs_csv: Path, line: int, column: str, value: str) -> None:
+    """Set one cell of runs.csv, leaving every other byte as the runner wrote it."""
+    with open(runs_csv, newline="") as f:
+        rows = list(csv.reader(f))
+    rows[line - 1][rows[0].index(column)] = value
+    with open(runs_csv, "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+
+
+def test_a_metric_cell_that_is_no_number_is_named_by_file_line_and_column(sweep, root, tmp_path, no_fit):
+    _, out = sweep
+    shutil.copytree(out, tmp_path / "text")
+    runs_csv = tmp_path / "text" / "runs.csv"
+    _edit_cell(runs_csv, 3, "image_auroc", "abc")
+    with pytest.raises(ValueError) as e:
+        reproduce("synthetic", root, ["pegboard"], seeds=2, variants=["full", "local_vd"], out=tmp_path / "text",
+                  **SMOKE)
+    assert str(e.value) == (f"{runs_csv}, line 3, column image_auroc: 'abc' is not a number; expected a number, "
+                            f"or nothing where it is undefined: correct the cell, or delete the line to "
+                            f"make its run again")
+
+
+@pytest.mark.parametrize("config_id", ["kept", "empty (a row older than config_id)"])
+def test_a_config_cell_that_is_no_configuration_is_named_by_file_line_and_column(sweep, root, tmp_path, no_fit,
+                                                                                 config_id):
+    _, out = sweep
+    shutil.copytree(out, tmp_path / "garbled")
+    runs_csv = tmp_path / "garbled" / "runs.csv"
+    _edit_cell(runs_csv, 4, "config", "{garbled")
+    if config_id != "kept":
+        _edit_cell(runs_csv, 4, "config_id", "")
+    with pytest.raises(ValueError) as e:
+        reproduce("synthetic", root, ["pegboard"], seeds=2, variants=["full", "local_vd"], out=tmp_path / "garbled",
+                  **SMOKE)
+    assert str(e.value).startswith(f"{runs_csv}, line 4, column config: not a configuration (Expecting property name "
+                                   f"enclosed in double quotes: line 1 column 2 (char 1)); expected ")
+
+
+def test_an_unreachable_ray_cluster_is_one_line_naming_its_address_within_seconds(tiny, tmp_path, monkeypatch,
+                                                                                   capsys):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setitem(sys.modules, "ray", None)  # the address is checked before Ray is imported, let alone started
+    start = time.monotonic()
+    code = main(["reproduce", "--root", str(tiny), "--categories", "pegboard", "--profile", "smoke",
+                 "--out", str(tmp_path / "out"), "--executor", "ray", "--ray-address", f"127.0.0.1:{port}"])
+    assert code == 2 and time.monotonic() - start < 5
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: no Ray cluster answers at 127.0.0.1:{port} (") and err.count("\n") == 1

@@ -3,6 +3,7 @@
     reproduce(dataset, root, categories, seeds, variants, profile, overrides, out)
                        runs what ``out/runs.csv`` does not hold yet, then writes the summaries
     load_runs(out)     ``out/runs.csv`` as a DataFrame
+    check_inputs(runs) every image and mask the runs will read, opened before any of them trains
     summarize(runs)    {"category": ..., "dataset": ...}: mean ± std over seeds beside the paper
     paper_value(dataset, category, variant, metric)
                        the paper's number for a run's counterpart, if it has one
@@ -27,7 +28,10 @@ Files in ``out``:
   metric key of :mod:`ulsad.evaluate` (``image_auroc``, ``local.aupro``,
   ``logical.image_auroc``, ...) as fractions in [0, 1], empty where undefined,
   and the local map's diagnostics ``local.floor_share`` and ``local.border_share``
-  (:func:`ulsad.evaluate.floor_and_border`).
+  (:func:`ulsad.evaluate.floor_and_border`). The file is UTF-8, except that a
+  name the file system gives that is not (a root or category) is written as its
+  own bytes. Reading it checks the number columns and ``config`` and names the
+  line and column of a cell that is not what the runner writes.
 - ``summary_by_category.csv`` / ``.md`` and ``summary_by_dataset.csv`` / ``.md``:
   one row per setting and metric, in percent as the paper prints: ``mean`` and
   ``std`` over seeds (sample std; the dataset level takes the mean over the
@@ -58,6 +62,7 @@ import io
 import itertools
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -67,15 +72,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
-from . import __version__, data, paper, train
+from . import __version__, data, metrics, paper, train
 from .backbone import describe_weights
 from .config import VARIANTS, Config, default_profile, get_config
+from .data.images import IMAGE_SUFFIXES, open_image
 from .evaluate import METRICS, evaluate, find_defects_config, floor_and_border
 
 RUNS_FILE = "runs.csv"
+# Names the file system gives that are not UTF-8 (os.fsdecode's lone surrogates) go into and come back out of
+# the CSV files as the very bytes of the name, so that a run on them is written and found again on resume.
+ENCODING_ERRORS = "surrogateescape"
 SUPERSEDED_FILE = "superseded.csv"  # rows whose name now resolves to another configuration: kept, not reused
 EXECUTORS = ("local", "ray")
+RAY_CONNECT_TIMEOUT_S = 10  # to reach a Ray cluster's address, before ray.init
+# Number columns of runs.csv besides the metrics (whose key ends in a name of ulsad.evaluate.METRICS).
+NUMBERS = ("seed", "image_size", "epochs", "n_train", "n_validation", "n_test", "n_anomalous", "final_loss",
+           "final_L_pl", "train_s", "eval_s", "wall_s", "local.floor_share", "local.border_share")
 KEY = ("dataset", "category", "config_id")  # a run IS its resolved configuration (seed included)
 LABELS = ("variant", "profile", "overrides", "seed")  # how it was asked for; several labels may name one run
 # What makes runs differ besides their seed: the summaries average over seeds within these.
@@ -200,6 +214,84 @@ def run_one(run: Run) -> dict:
     }
 
 
+def check_inputs(runs: list[Run]) -> None:
+    """Open every file the runs will read, before any of them trains: a bad test mask found after hours of
+    training costs those hours on every rerun. Each split is listed as its run lists it; each image is
+    opened and each mask compared with its image's size from the files' headers, nothing decoded, so that
+    this takes seconds even for every category of a benchmark. Raises a DataError naming the file."""
+    listed, seen = set(), set()
+    for run in runs:
+        cfg = run.config()
+        for split in data.SPLITS:
+            how = (run.dataset, run.root, run.category, split, cfg.image_size, cfg.val_fraction, cfg.seed)
+            if how in listed:
+                continue
+            listed.add(how)
+            for sample in data.load(*how[:4], image_size=cfg.image_size, val_fraction=cfg.val_fraction,
+                                    seed=cfg.seed).samples:
+                if sample.path not in seen:
+                    seen.add(sample.path)
+                    _check_sample(sample)
+        defects = find_defects_config(run.root, run.category)
+        if defects is not None and defects not in seen:
+            seen.add(defects)
+            try:
+                metrics.load_defects_config(defects)
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                raise data.DataError(f"{defects}: cannot read this defects config ({type(error).__name__}: "
+                                     f"{error}); expected MVTec LOCO's list of defects as JSON") from None
+
+
+def _check_sample(sample: data.Sample) -> None:
+    """The image opens, and each of its masks has its size (which ``data.read_mask`` demands only at evaluation)."""
+    size = _upright_size(sample.path)
+    for mask in sample.masks:
+        found = _upright_size(mask)
+        if found != size:  # a header can hide an EXIF turn (a PNG's may follow its pixels): decode, as training will
+            size, found = open_image(sample.path).size, open_image(mask).size
+        if found != size:
+            raise data.DataError(f"{mask}: mask of {found[0]}x{found[1]} pixels for the image {sample.path} of "
+                                 f"{size[0]}x{size[1]} pixels; expected a mask the size of its image")
+
+
+def _upright_size(path) -> tuple[int, int]:
+    """(width, height) as training will see it (EXIF orientation applied) from the file's header."""
+    try:
+        with Image.open(path) as image:
+            # A PNG's EXIF may follow its pixels, which reading would decode: then the check above decodes.
+            exif = image.getexif() if image.format != "PNG" or "exif" in image.info else {}
+            turned = exif.get(0x0112, 1) in (5, 6, 7, 8)  # Orientation: turned by 90 degrees one way or the other
+            width, height = image.size
+    except Image.DecompressionBombError as error:
+        raise data.DataError(f"{path}: {str(error).rstrip('.')}; expected a smaller image") from None
+    except (OSError, ValueError, SyntaxError) as error:
+        raise data.DataError(f"{path}: cannot read this image ({error}); expected an intact "
+                             f"{'/'.join(IMAGE_SUFFIXES)} file") from None
+    if width * height > data.MAX_PIXELS:
+        raise data.DataError(f"{path}: image size {width}x{height} exceeds the limit of {data.MAX_PIXELS} pixels; "
+                             f"expected a smaller image")
+    return (height, width) if turned else (width, height)
+
+
+def _check_ray_address(address: str | None) -> None:
+    """A Ray cluster at ``host:port`` (or ``ray://host:port``) must answer within seconds: ``ray.init``
+    would retry for minutes, printing warnings. Done before Ray is imported. Other forms ("auto", none:
+    start a local cluster) are Ray's to resolve."""
+    given = address or os.environ.get("RAY_ADDRESS")  # what ray.init would join
+    if not given:
+        return
+    host, _, port = given.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        named = given if address else f"{given} (from RAY_ADDRESS)"
+        raise ConnectionError(f"no Ray cluster answers at {named} ({error or type(error).__name__}); expected a "
+                              f"running Ray head there (ray start --head), or no address to start a local cluster"
+                              ) from None
+
+
 def _run_local(runs: list[Run]):
     """One run after another in this process; yields (run, row or the exception it raised)."""
     for run in runs:
@@ -243,13 +335,17 @@ def reproduce(dataset: str, root, categories=None, seeds=1, variants=("full",), 
     variants: names of ``ulsad.config.VARIANTS`` ("full" is ULSAD); overrides: Config fields for every
     run, on top of the profile and the variant (not ``seed``: use ``seeds``).
 
-    Returns the rows of runs.csv of the requested runs. Raises RuntimeError at the end when
-    some runs failed, after writing every run that did not.
+    Before any run trains, every image and mask the runs to do will read is opened (:func:`check_inputs`),
+    and a Ray cluster's address must answer within ``RAY_CONNECT_TIMEOUT_S``: both raise naming the file
+    or address. Returns the rows of runs.csv of the requested runs. Raises RuntimeError at the end when
+    some runs failed, after writing every run that did not, and at once when a row cannot be written.
     """
     if dataset not in data.DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(data.DATASETS)}")
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
+    if executor == "ray":
+        _check_ray_address(ray_address)
     overrides = dict(overrides or {})
     if "seed" in overrides:
         raise ValueError("the seed is not an override here: pass seeds= (a count or a list)")
@@ -283,6 +379,7 @@ def reproduce(dataset: str, root, categories=None, seeds=1, variants=("full",), 
             f"{SUPERSEDED_FILE}", flush=True)
     say(f"{len(runs)} runs: {len(runs) - len(todo)} already in {os.path.relpath(out / RUNS_FILE)}, {len(todo)} to do "
         f"({executor}; {data_kind(dataset)}, profile {profile})", flush=True)
+    check_inputs(todo)
 
     failures, saved = [], 0
     results = _run_ray(todo, ray_address) if executor == "ray" else _run_local(todo)
@@ -293,7 +390,11 @@ def reproduce(dataset: str, root, categories=None, seeds=1, variants=("full",), 
                 failures.append(f"{what}: {type(row).__name__}: {row}")
                 print(f"{what} FAILED: {row}", file=sys.stderr, flush=True)
                 continue
-            _append(out / RUNS_FILE, row)
+            try:
+                _append(out / RUNS_FILE, row)
+            except (OSError, ValueError) as e:  # a full disk, say: stop before more runs train for nothing
+                raise RuntimeError(f"{what} was made, but its row could not be written to {out / RUNS_FILE} ({e}); "
+                                   f"that file is left as it was before this run: rerun to make it again") from e
             saved += 1
             say(f"{what}: image AUROC {row['image_auroc']:.4f} ({row['weights']} weights, {row['wall_s']:.0f} s)",
                 flush=True)
@@ -320,32 +421,56 @@ def load_runs(out) -> pd.DataFrame:
     path = Path(out) / RUNS_FILE
     if not path.is_file():
         return pd.DataFrame()
-    _check_intact(path)
+    lines = _check_intact(path)
     text = {c: str for c in ("dataset", "category", "config_id", "variant", "profile", "overrides", "data", "root",
                              "weights", "backbone", "config", "device", "commit", "data_version")}
-    runs = pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""])
-    if "config_id" not in runs or runs["config_id"].isna().any():
-        ids = [config_id(Config.from_dict(json.loads(c))) for c in runs["config"]]
-        runs["config_id"] = runs["config_id"].fillna(pd.Series(ids)) if "config_id" in runs else ids
+    runs = pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""], encoding_errors=ENCODING_ERRORS)
+    # A cell edited by hand would otherwise fail far from here, in words naming neither the file nor the row.
+    fix = "correct the cell, or delete the line to make its run again"
+    for column in [c for c in runs.columns if c in NUMBERS or c.split(".")[-1] in METRICS]:
+        numbers = pd.to_numeric(runs[column], errors="coerce")
+        wrong = np.flatnonzero(numbers.isna() & runs[column].notna())
+        if len(wrong):
+            raise ValueError(f"{path}, line {lines[wrong[0]]}, column {column}: {runs[column].iloc[wrong[0]]!r} is not "
+                             f"a number; expected a number, or nothing where it is undefined: {fix}")
+        runs[column] = numbers
+    ids = runs["config_id"].copy() if "config_id" in runs else pd.Series(np.nan, index=runs.index, dtype=object)
+    for i, cell in enumerate(runs["config"] if "config" in runs or ids.isna().any() else []):
+        try:
+            settings = json.loads(cell) if isinstance(cell, str) else None
+            if not isinstance(settings, dict):
+                raise ValueError(f"{'nothing' if settings is None else repr(settings)} where a JSON object belongs")
+            if pd.isna(ids.iloc[i]):  # a row older than config_id: its id comes from its configuration
+                ids.iloc[i] = config_id(Config.from_dict(settings))
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{path}, line {lines[i]}, column config: not a configuration ({error}); expected the "
+                             f"run's Config as JSON, as the runner writes it: {fix}") from None
+    runs["config_id"] = ids
     return runs
 
 
-def _check_intact(path: Path) -> None:
+def _check_intact(path: Path) -> list[int]:
     """runs.csv must be whole: every row ends and has the header's columns. Else one line naming the
     file and how to keep its complete rows, not pandas' "Error tokenizing data" (which names no file),
-    and never a torn last row read as a finished run with empty metrics."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        text = ""  # damaged from the start
-    reader, width = csv.reader(io.StringIO(text), strict=True), 0
+    and never a torn last row read as a finished run with empty metrics.
+
+    Returns the line each row starts on, for errors that name a row (a quoted cell may span lines)."""
+    text = path.read_text(encoding="utf-8", errors=ENCODING_ERRORS)
+    reader, width, starts, torn = csv.reader(io.StringIO(text), strict=True), 0, [], None
     try:
         width = len(next(reader, []))
-        torn = next((reader.line_num for row in reader if row and len(row) != width), None)
+        end = reader.line_num  # of the previous row
+        for row in reader:
+            if row and len(row) != width:
+                torn = reader.line_num
+                break
+            if row:  # a blank line is no row, to pandas either
+                starts.append(end + 1)
+            end = reader.line_num
     except csv.Error:  # a quoted field that never closes
         torn = reader.line_num
     if width and torn is None and text.endswith("\n"):
-        return
+        return starts
     torn = max(torn or reader.line_num, 1)
     keep = f"lines 2-{torn - 1} are complete runs: delete line {torn} and after to keep them, or " if torn > 2 else ""
     raise ValueError(f"{path} is damaged from line {torn} on (a row cut short, e.g. by a full disk or an "
@@ -354,10 +479,18 @@ def _check_intact(path: Path) -> None:
 
 def _append(path: Path, row: dict) -> None:
     """Add a row to runs.csv, atomically; the columns grow when a run brings new metrics (e.g. sPRO)."""
-    runs = pd.concat([load_runs(path.parent), pd.DataFrame([row])], ignore_index=True)
-    tmp = path.with_suffix(".csv.part")
-    runs.to_csv(tmp, index=False)
-    tmp.replace(path)
+    _write_csv(pd.concat([load_runs(path.parent), pd.DataFrame([row])], ignore_index=True), path)
+
+
+def _write_csv(table: pd.DataFrame, path: Path) -> None:
+    """Replace ``path`` by ``table`` whole or not at all: written beside it, then renamed over it."""
+    part = path.with_name(path.name + ".part")
+    try:
+        table.to_csv(part, index=False, errors=ENCODING_ERRORS)
+        part.replace(path)
+    except BaseException:  # Ctrl-C too: a torn .part would only be in the way
+        part.unlink(missing_ok=True)
+        raise
 
 
 def _supersede(out: Path, keys: list[tuple[str, ...]]) -> None:
@@ -367,11 +500,10 @@ def _supersede(out: Path, keys: list[tuple[str, ...]]) -> None:
     moved = runs[old]
     kept = out / SUPERSEDED_FILE
     if kept.is_file():
-        moved = pd.concat([pd.read_csv(kept, dtype=str, keep_default_na=False), moved.astype(str)], ignore_index=True)
-    moved.to_csv(kept.with_suffix(".csv.part"), index=False)
-    kept.with_suffix(".csv.part").replace(kept)
-    runs[[not o for o in old]].to_csv(out / (RUNS_FILE + ".part"), index=False)
-    (out / (RUNS_FILE + ".part")).replace(out / RUNS_FILE)
+        moved = pd.concat([pd.read_csv(kept, dtype=str, keep_default_na=False, encoding_errors=ENCODING_ERRORS),
+                           moved.astype(str)], ignore_index=True)
+    _write_csv(moved, kept)
+    _write_csv(runs[[not o for o in old]], out / RUNS_FILE)
 
 
 def paper_value(dataset: str, category: str | None, variant: str, metric: str):
@@ -455,7 +587,7 @@ def _summary_row(meta: dict, category: str, metric: str, values: pd.Series, foun
 
 def write_summary(table: pd.DataFrame, stem: Path, level: str) -> None:
     """``stem.csv`` (every metric) and ``stem.md`` (the headline metrics, under their provenance)."""
-    table.to_csv(stem.with_suffix(".csv"), index=False)
+    table.to_csv(stem.with_suffix(".csv"), index=False, errors=ENCODING_ERRORS)
     lines = [f"# ULSAD reproduction: summary by {level}", ""]
     if table.empty:
         stem.with_suffix(".md").write_text("\n".join(lines + ["No runs yet.", ""]), encoding="utf-8")
@@ -472,7 +604,7 @@ def write_summary(table: pd.DataFrame, stem: Path, level: str) -> None:
              "n": r.n_seeds, "paper": fmt(r.paper) + ("" if pd.isna(r.paper_std) else f" ± {r.paper_std:.2f}"),
              "Δ": fmt(r.difference), "source": r.paper_source} for r in shown.itertuples()]
     lines += _markdown(pd.DataFrame(rows)) + [""]
-    stem.with_suffix(".md").write_text("\n".join(lines), encoding="utf-8")
+    stem.with_suffix(".md").write_text("\n".join(lines), encoding="utf-8", errors=ENCODING_ERRORS)
 
 
 def _markdown(table: pd.DataFrame) -> list[str]:
