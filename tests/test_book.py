@@ -57,6 +57,14 @@ def test_every_link_between_pages_resolves(built):
     assert not unresolved, "\n".join(unresolved)
 
 
+def test_every_citation_resolves_to_an_entry_of_the_bibliography(built):
+    site, log = built
+    unresolved = [line for line in log.splitlines() if "could not find bibtex key" in line]
+    assert not unresolved, "\n".join(unresolved)
+    references = (site / "book" / "references.html").read_text()
+    assert "Towards Total Recall in Industrial Anomaly Detection" in references
+
+
 def test_every_chapter_of_the_table_of_contents_has_a_page(html):
     missing = [c for c in chapters() if not (html / f"{c}.html").is_file()]
     assert not missing
