@@ -48,7 +48,7 @@ def save_reads(path: str) -> None:
     """Called in the kernel after the last cell: the files opened, and those of the modules imported
     (a module loaded from its cached bytecode never opens its source), as JSON in ``path``."""
     modules = {os.path.abspath(m.__file__) for m in list(sys.modules.values())
-               if getattr(m, "__file__", None) and m.__name__.split(".")[0] == "ulsad"}
+               if getattr(m, "__file__", None) and m.__name__.split(".")[0] == "ulsad" and m.__name__ != __name__}
     Path(path).write_text(json.dumps(sorted(_reads | modules)))
 
 
