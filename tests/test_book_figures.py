@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ulsad import metrics
+from ulsad.book import _figure_tools as figure_tools
 from ulsad.book import analysis, method_figures, result_figures
 from ulsad.evaluate import MAPS, TYPES, metric_key
 
@@ -48,7 +49,7 @@ def test_claim_effects_label_each_source_as_the_caller_says():
                             "ours": [1.0, -2.0], "paper": [0.5, 0.7]})
     sources = {"ours": "ours (some data, some weights)", "paper": "paper (Table 3)"}
     fig = result_figures.plot_claim_effects(effects, ["I-AUROC"], sources, note="where it came from")
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels == list(sources.values()) and fig._suptitle.get_text() == "where it came from"
 
 
@@ -73,7 +74,7 @@ def test_setting_pairs_draw_an_arrow_only_where_a_category_has_both_settings():
     (arrow,) = [a for a in ax.texts if a.arrow_patch is not None]
     assert (arrow.xy, arrow.xyann) == ((70.0, 1), (60.0, 1))  # cable_pair, the top row
     assert {t.get_position()[1]: t.get_text() for t in ax.get_yticklabels()} == {1: "cable_pair", 0: "pegboard"}
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["demo", "cpu-full"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["demo", "cpu-full"]
     assert [line.get_xdata()[0] for line in ax.get_lines()] == [50]  # chance, drawn for an AUROC
 
 
@@ -140,3 +141,215 @@ def test_curves_against_references_draw_a_panel_per_category_with_each_reference
     assert [list(line.get_ydata()) for line in left.get_lines()[:2]] == [[70.0, 80.0], [60.0, 90.0]]
     assert [line.get_ydata()[0] for line in left.get_lines()[2:]] == [84.0, 90.0]
     assert [t.get_text() for t in right.get_legend().get_texts()] == ["c* = 96", "PatchCore: 97.5"]
+
+
+# -- one colour per method ----------------------------------------------------------------------------------
+
+def bar_colours(ax) -> dict:
+    """Each legend label of an axes' bars with the bars' face colour, as hex."""
+    from matplotlib.colors import to_hex
+
+    return {c.get_label(): to_hex(c.patches[0].get_facecolor()) for c in ax.containers if c.patches}
+
+
+def test_a_method_has_one_colour_in_every_panel():
+    left = pd.DataFrame({"image AUROC": [80.0, 90.0]}, index=["ULSAD", "PatchCore-10%"])
+    right = pd.DataFrame({"image AUROC": [95.0, 70.0, 60.0]}, index=["PatchCore-10%", "PaDiM", "ULSAD"])
+    fig = result_figures.plot_grouped_bars({"logical": left, "structural": right})
+    first, second = (bar_colours(ax) for ax in fig.axes[:2])
+    assert first["ULSAD"] == second["ULSAD"] == figure_tools.method_colour("ULSAD")
+    assert first["PatchCore-10%"] == second["PatchCore-10%"] == figure_tools.method_colour("PatchCore")
+    assert len(set(second.values())) == 3
+
+
+def test_every_variant_and_backbone_of_the_package_has_a_colour_of_its_own_name():
+    from ulsad.backbone import BACKBONES
+    from ulsad.config import VARIANTS
+
+    assert all(figure_tools.method_colour(name) for name in [*VARIANTS, *BACKBONES])
+    assert figure_tools.method_colour("full") == figure_tools.method_colour("ULSAD")
+    assert figure_tools.method_colour("efficientnet_lite0 (ImageNet)") == figure_tools.method_colour(
+        "backbone-efficientnet_lite0")
+    lites = {figure_tools.method_colour(f"efficientnet_lite{i}") for i in range(3)}
+    assert len(lites) == 3
+
+
+def test_two_names_of_one_method_in_a_figure_never_share_a_colour():
+    colours = figure_tools.colours_for(["ULSAD, c* = 96", "ULSAD, c* = 152", "PaDiM", "training images"])
+    assert colours["ULSAD, c* = 96"] == figure_tools.method_colour("ULSAD")
+    assert len(set(colours.values())) == 4
+
+
+def test_the_runs_of_a_learning_curve_figure_take_their_methods_colours():
+    from matplotlib.colors import to_hex
+
+    curves = pd.DataFrame({"run": ["STFPM", "STFPM", "CFLOW", "CFLOW"], "epoch": [1, 2, 1, 2],
+                           "image_auroc": [0.5, 0.6, 0.55, 0.7]})
+    fig = method_figures.plot_learning_curves(curves, {"image_auroc": "image AUROC (%)"})
+    assert {line.get_label(): to_hex(line.get_color()) for line in fig.axes[0].get_lines()} == {
+        "STFPM": figure_tools.method_colour("STFPM"), "CFLOW": figure_tools.method_colour("CFLOW")}
+
+
+# -- bars: from 0, readable, with their spread --------------------------------------------------------------
+
+def test_grouped_bars_start_at_0_and_mark_chance_only_over_auroc_groups():
+    table = pd.DataFrame({"image AUROC": [80.0], "AUPRO": [60.0]}, index=["ULSAD"])
+    fig = result_figures.plot_grouped_bars({"panel": table}, ylim=(30, 100))
+    ax = fig.axes[0]
+    assert ax.get_ylim() == (0, 100)
+    (chance,) = [c for c in ax.collections if c.get_label().startswith("50: chance")]
+    (segment,) = chance.get_segments()
+    assert segment[:, 1].tolist() == [50, 50] and segment[:, 0].max() < 0.5  # over the AUROC group only
+
+
+@pytest.mark.parametrize("names", [["image AUROC", "pixel AUROC", "AUPRO (FPR ≤ 0.3)"],
+                                   ["drink_bottle", "lunch_box", "pin_tray", "bolt_kit", "wire_splice", "brick_wall",
+                                    "cable_pair"]], ids=["three metrics", "seven categories"])
+def test_grouped_bar_labels_never_overlap(names):
+    table = pd.DataFrame([np.full(len(names), 80.0)], columns=names, index=["ULSAD"])
+    fig = result_figures.plot_grouped_bars({"left": table, "right": table})
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    labels = ax.get_xticklabels()
+    rotation = labels[0].get_rotation()
+    if rotation == 0:
+        boxes = [label.get_window_extent() for label in labels]
+        assert not any(a.overlaps(b) for a, b in zip(boxes, boxes[1:]))
+    else:  # turned labels are parallel lines: apart by the ticks' spacing times the sine of the angle
+        spacing = np.diff([ax.transData.transform((tick, 0))[0] for tick in ax.get_xticks()]).min()
+        assert spacing * np.sin(np.radians(rotation)) > 1.2 * labels[0].get_fontsize() * fig.dpi / 72
+        assert all("\n" not in label.get_text() for label in labels)
+
+
+def test_seed_averaged_bars_show_the_spread_over_seeds():
+    from matplotlib.container import ErrorbarContainer
+
+    means = pd.DataFrame({"image AUROC": [80.0, 90.0]}, index=["ULSAD", "PaDiM"])
+    stds = pd.DataFrame({"image AUROC": [2.0, 1.0]}, index=["ULSAD", "PaDiM"])
+    fig = result_figures.plot_grouped_bars({"panel": means}, errors={"panel": stds})
+    spans = [sorted(c.lines[2][0].get_segments()[0][:, 1]) for c in fig.axes[0].containers
+             if isinstance(c, ErrorbarContainer)]
+    assert spans == [pytest.approx([78, 82]), pytest.approx([89, 91])]
+    assert "std over seeds" in fig.axes[0].get_ylabel()
+
+
+# -- heatmaps: a scale per metric, a colour bar on each ------------------------------------------------------
+
+def colour_bar_labels(fig, panels: int) -> list[str]:
+    """The labels of a figure's colour bars: the axes seaborn adds after the panels."""
+    return [ax.get_ylabel() for ax in fig.axes[panels:]]
+
+
+def test_every_heatmap_has_a_colour_bar_labelled_with_its_metric():
+    table = pd.DataFrame({"a": [60.0, 90.0], "b": [40.0, 70.0]}, index=["ULSAD", "PaDiM"])
+    fig = result_figures.plot_metric_heatmaps({"image AUROC": table, "AUPRO (FPR ≤ 0.3)": table}, vmin=20)
+    auroc, aupro = colour_bar_labels(fig, 2)
+    assert "AUROC" in auroc and "50 = chance" in auroc
+    assert "AUPRO" in aupro and "chance" not in aupro
+
+
+def test_auroc_is_white_at_chance_and_aupro_runs_from_0_to_100():
+    table = pd.DataFrame({"a": [50.0, 90.0]}, index=["x", "y"])
+    fig = result_figures.plot_metric_heatmaps({"pixel AUROC": table, "AUPRO": table})
+    auroc, aupro = (ax.collections[0] for ax in fig.axes[:2])
+    assert np.allclose(auroc.cmap(auroc.norm(50))[:3], 0.97, atol=0.03)  # white: chance
+    assert (aupro.norm.vmin, aupro.norm.vmax) == (0, 100)
+
+
+def test_a_panel_with_auroc_and_aupro_columns_colours_each_on_its_own_scale():
+    table = pd.DataFrame({"I-AUROC": [85.0], "P-AUPRO": [70.0]}, index=["10: vd_pg_lg"])
+    fig = result_figures.plot_metric_heatmaps({"ours": table})
+    assert len(fig.axes[0].collections) == 2
+    assert sorted(colour_bar_labels(fig, 1)) == ["AUPRO (%)", "AUROC (%): white = 50 = chance"]
+
+
+def test_run_tables_colour_aupro_columns_on_the_aupro_scale():
+    columns = pd.MultiIndex.from_tuples([("image AUROC", "combined"), ("AUPRO", "combined")])
+    whole = pd.DataFrame([[80.0, 60.0], [80.0, 60.0]], index=["a", "mean"], columns=columns)
+    by_type = pd.DataFrame([[70.0], [70.0]], index=["a", "mean"],
+                           columns=pd.MultiIndex.from_tuples([("logical image AUROC", "combined")]))
+    fig = result_figures.plot_run_tables(whole, by_type)
+    assert sorted(colour_bar_labels(fig, 2)) == ["AUPRO (%)", "AUROC (%): white = 50 = chance",
+                                                 "AUROC (%): white = 50 = chance"]
+
+
+def test_the_alpha_beta_heatmaps_and_the_paper_s_ranks_have_colour_bars():
+    grid = pd.DataFrame([{"alpha": a, "beta": b, "image_auroc": 0.8 + a / 10}
+                         for a in (0.9, 0.95) for b in (0.99, 0.995)])
+    fig = result_figures.plot_alpha_beta(grid, {"image_auroc": "image AUROC"}, paper_point=(0.9, 0.995))
+    assert colour_bar_labels(fig, 1) == ["image AUROC (%): white = the paper's α, β"]
+    table = pd.DataFrame({"a": [90.0, 80.0]}, index=["ULSAD", "PaDiM"])
+    fig = result_figures.plot_paper_table(table, "Table 1")
+    assert colour_bar_labels(fig, 2) == ["points below the column's best", "rank (1 = best)"]
+
+
+def test_each_method_s_maps_have_a_colour_bar_of_their_own():
+    rng = np.random.default_rng(0)
+    examples = {"images": [rng.random((8, 8, 3))], "masks": [np.zeros((8, 8))], "types": ["logical"],
+                "maps": {"full": [rng.random((8, 8))], "padim": [10 * rng.random((8, 8))]},
+                "outscored": {"full": [0.95], "padim": [0.5]}}
+    fig = result_figures.plot_method_maps(examples, {"full": "ULSAD", "padim": "PaDiM"})
+    assert [ax.get_xlabel() for ax in fig.axes[3:]] == ["ULSAD score", "PaDiM score"]
+
+
+# -- legends beside the data, never over it ------------------------------------------------------------------
+
+def legend_clear_of_the_panels(fig) -> bool:
+    fig.canvas.draw()
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    panels = [ax.get_window_extent() for ax in fig.axes]
+    return bool(legends) and not any(legend.get_window_extent().overlaps(p) for legend in legends for p in panels)
+
+
+@pytest.mark.parametrize("draw", [
+    lambda: result_figures.plot_claim_effects(
+        pd.DataFrame({"claim": ["c"], "pair": ["2 - 1"], "metric": ["I-AUROC"], "ours": [1.0], "paper": [0.5]}),
+        ["I-AUROC"], {"ours": "ours", "paper": "paper"}),
+    lambda: result_figures.plot_lambda_curves({"ours": pd.DataFrame({"I-AUROC": [80.0, 85.0]}, index=[0.0, 0.5])}),
+    lambda: result_figures.plot_grouped_bars({"p": pd.DataFrame({"image AUROC": [80.0]}, index=["ULSAD"])}),
+    lambda: result_figures.plot_curves_against_references(
+        pd.DataFrame({"category": ["a", "a"], "run": ["ULSAD"] * 2, "epoch": [1, 2], "s": [0.5, 0.6]}), "s",
+        pd.DataFrame({"category": ["a"], "method": ["PaDiM"], "value": [70.0]}), "percent"),
+    lambda: method_figures.plot_learning_curves(
+        pd.DataFrame({"run": ["STFPM", "STFPM"], "epoch": [1, 2], "image_auroc": [0.5, 0.6]}),
+        {"image_auroc": "image AUROC"}),
+    lambda: method_figures.plot_value_histograms({"U": np.linspace(-1, 1, 50), "V": np.linspace(0, 1, 50)}),
+], ids=["claim effects", "lambda curves", "grouped bars", "curves against references", "learning curves",
+        "value histograms"])
+def test_legends_lie_outside_every_panel(draw):
+    assert legend_clear_of_the_panels(draw())
+
+
+# -- chapter 8's scores, chapter 4's attention --------------------------------------------------------------
+
+def test_score_histograms_give_each_kind_its_own_panel_over_the_normal_images_outline():
+    scores = np.r_[np.linspace(0, 0.1, 10), np.linspace(0.1, 0.4, 10), np.linspace(0.05, 0.3, 10)]
+    types = ["good"] * 10 + ["logical"] * 10 + ["structural"] * 10
+    fig = method_figures.plot_score_histograms(scores, types)
+    assert [ax.get_ylabel().split("\n")[0] for ax in fig.axes] == ["normal", "logical", "structural"]
+    from matplotlib.patches import Polygon
+
+    outlines = [[p for p in ax.patches if isinstance(p, Polygon)] for ax in fig.axes]
+    assert [len(o) for o in outlines] == [0, 1, 1]  # the normal images' outline behind each anomaly type
+
+
+def test_attention_maps_show_a_hundredth_of_the_query_s_weight_and_have_a_colour_bar():
+    weights = np.full((1, 1, 4, 4), 0.5 / 15)
+    weights[0, 0, 0, 0] = 0.5  # the query holds half its weight, as in chapter 4
+    fig = method_figures.plot_attention_maps(np.zeros((1, 16, 16, 3)), weights, [(0, 0)])
+    shown = fig.axes[1].get_images()[-1]
+    assert shown.norm(0.01) > 0.2  # a hundredth of the largest weight is well above black
+    assert "weight" in fig.axes[-1].get_ylabel() and "^0.3" in fig.axes[-1].get_ylabel()
+    fig = method_figures.plot_attention_maps(np.zeros((1, 16, 16, 3)), weights, [(0, 0)], log=True)
+    assert "log" in fig.axes[-1].get_ylabel()
+
+
+# -- banners say what the figure covers ----------------------------------------------------------------------
+
+def test_the_banner_of_runs_over_several_categories_and_backbones_names_them_all():
+    rows = pd.DataFrame({"data": "SYNTHETIC", "backbone": ["efficientnet_lite0", "efficientnet_lite1"] * 2,
+                         "weights": "random", "profile": "demo", "image_size": 128.0, "epochs": 30,
+                         "category": ["pegboard", "pegboard", "cable_pair", "cable_pair"], "seed": 0})
+    assert analysis.runs_note(rows) == ("ours: SYNTHETIC data, backbones efficientnet_lite0, efficientnet_lite1 "
+                                        "with RANDOM weights, profile demo, image size 128, epochs 30; "
+                                        "categories pegboard, cable_pair, seed 0")

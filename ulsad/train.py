@@ -8,11 +8,12 @@ The quantiles of Sec. 3.5 are then set on normal validation images
 from __future__ import annotations
 
 import random
+import sys
 import time
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm.std import tqdm
 
 from . import losses
 from .config import Config, get_config
@@ -35,6 +36,22 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def epochs_bar(epochs: int, progress: bool = True) -> tqdm:
+    """The epochs 1..epochs as a text progress bar (tqdm.std, never an ipywidget).
+
+    In a terminal it redraws in place on stderr, as any tqdm bar. Anywhere else (a notebook's
+    kernel, a log file) tqdm.auto would draw an ipywidget, which an executed or built notebook
+    keeps frozen at "0/N" (its page has no widget script); there the bar writes text to stdout
+    instead, at most once per fifth of the epochs and once per 30 s, so that a saved output holds
+    a few lines and ends with the final state: "training: 30/30 epochs [elapsed<0, losses]".
+    """
+    epochs_range = range(1, epochs + 1)
+    if not progress or sys.stderr.isatty():
+        return tqdm(epochs_range, desc="training", unit="epoch", disable=not progress)
+    return tqdm(epochs_range, desc="training", file=sys.stdout, mininterval=30, miniters=max(1, epochs // 5),
+                bar_format="{desc}: {n_fmt}/{total_fmt} epochs [{elapsed}<{remaining}{postfix}]")
 
 
 @torch.no_grad()
@@ -80,7 +97,7 @@ def fit(train, validation, config: Config | None = None, progress: bool = True, 
     order = torch.Generator().manual_seed(cfg.seed)
 
     history = []
-    bar = tqdm(range(1, cfg.epochs + 1), desc="training", unit="epoch", disable=not progress)
+    bar = epochs_bar(cfg.epochs, progress)
     detector.train()
     for epoch in bar:
         start, sums, steps = time.perf_counter(), {}, 0
@@ -104,7 +121,8 @@ def fit(train, validation, config: Config | None = None, progress: bool = True, 
             record.update(on_epoch(epoch, detector) or {})
             detector.train()
         history.append(record)
-        bar.set_postfix({k: f"{record[k]:.4f}" for k in ("L_pl", "L_pg", "L_lg")})
+        # refresh=False: the bar's own interval decides when a line is written, not every epoch
+        bar.set_postfix({k: f"{record[k]:.4f}" for k in ("L_pl", "L_pg", "L_lg")}, refresh=False)
     detector.eval()
     detector.calibrate(val_images, batch_size=cfg.batch_size)
     detector.extra["history"] = history

@@ -1,9 +1,11 @@
-"""What the chapters compute to show, but do not draw: feature PCA, ranks, and runs.csv as tables."""
+"""What the chapters compute to show, but do not draw: feature PCA, ranks, runs.csv as tables, and the
+provenance line of a figure drawn from many runs."""
 from __future__ import annotations
 
 import pandas as pd
 import torch
 
+from ..backbone import describe_weights
 from ..evaluate import MAPS, TYPES, metric_key
 
 
@@ -56,3 +58,34 @@ def run_tables(runs):
         table.loc["mean"] = table.mean()
         tables.append(table.rename_axis("category"))
     return tuple(tables)
+
+
+def runs_note(rows, who: str = "ours") -> str:
+    """The provenance line of a figure drawn from several runs (rows of runs.csv or baselines.csv): a field
+    the rows share once, and every value of a field they do not, so that the banner of a figure over five
+    categories or three backbones names them all, never only the first row's.
+
+    e.g. "ours: SYNTHETIC data, backbones efficientnet_lite0, efficientnet_lite1 with ImageNet (...) weights,
+    profile demo, image size 128, epochs 30; category lunch_box, seed 0". Fields the rows lack are left out.
+    """
+    def listed(column, show=str) -> list[str]:
+        """The column's distinct values in order of first appearance, as text ("128", not "128.0")."""
+        if column not in rows:
+            return []
+        return [show(f"{v:g}" if isinstance(v, float) else str(v)) for v in dict.fromkeys(rows[column])
+                if not pd.isna(v)]
+
+    def named(column, one, many) -> str | None:
+        found = listed(column)
+        return f"{one if len(found) == 1 else many} {', '.join(found)}" if found else None
+
+    data, weights = listed("data"), listed("weights", describe_weights)
+    backbone = named("backbone", "backbone", "backbones")
+    if weights:
+        backbone = f"{backbone or 'backbone'} with {', '.join(weights)} weights"
+    setting = [f"{', '.join(data)} data" if data else None, backbone, named("profile", "profile", "profiles"),
+               named("image_size", "image size", "image sizes"), named("epochs", "epochs", "epochs")]
+    scope = [named("category", "category", "categories"), named("seed", "seed", "seeds")]
+    line = f"{who}: " + ", ".join(part for part in setting if part)
+    scope_text = ", ".join(part for part in scope if part)
+    return line + (f"; {scope_text}" if scope_text else "")

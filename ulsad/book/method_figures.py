@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..metrics import aupro, pro_curve
-from ._figure_tools import add_note, as_array, no_ticks, to_numpy_image
+from ._figure_tools import add_note, as_array, colours_for, legend_below, no_ticks, to_numpy_image
 
 
 KIND_COLOURS = {"good": None, "structural": "tab:blue", "logical": "tab:red"}  # as in the paper's Figure 1
@@ -237,7 +237,7 @@ def plot_channel_statistics(stats: dict, boundaries=(), note: str | None = None)
         ax.axhline(0, color="gray", lw=0.6)
         ax.set(title=title, xlabel="channel", xlim=(-0.5, len(mean) - 0.5))
     axes[0][0].set_ylabel("feature value")
-    axes[0][0].legend(loc="upper right", fontsize=8)
+    legend_below(fig, axes)
     add_note(fig, note)
     return fig
 
@@ -264,21 +264,26 @@ def plot_feature_pca(images, rgb, titles=None, note: str | None = None) -> plt.F
     return fig
 
 
-def plot_attention_maps(images, weights, queries, row_titles=None, log: bool = False,
+def plot_attention_maps(images, weights, queries, row_titles=None, log: bool = False, gamma: float = 0.3,
                         note: str | None = None) -> plt.Figure:
     """Figure 5 of the paper: where each query patch attends (Eq. 3), one row per image.
 
     images: N x 3 x S x S in [0, 1]; weights: N x Q x h x w, the softmax weights of
     query q over all positions p (each map sums to 1); queries: Q (row, col) positions
     on the h x w feature grid. The first column shows the image with every query
-    numbered; then one column per query: the weights over the dimmed image (their own
-    colour scale, from 0 to the map's maximum) with the query marked. With `log`, the
-    colours show log10 of the weights over the three decades below each map's maximum,
-    so that small but non-zero weights become visible.
+    numbered; then one column per query: the weights over the dimmed image with the query
+    marked, each map on its own scale, from 0 to its largest weight (the colour bar's 1).
+    The query usually holds most of its own weight, so on a linear scale everything else
+    would be black: the colours follow the weight to the power ``gamma`` (0.3: a patch
+    with a hundredth of the query's weight is a quarter of the way up), or with ``log``
+    log10 of the weight over the three decades below the map's maximum.
     """
+    from matplotlib.colors import LogNorm, PowerNorm
+
     weights = as_array(weights)
     n, q_count, h, w = weights.shape
-    fig, axes = plt.subplots(n, q_count + 1, figsize=(2.2 * (q_count + 1), 2.3 * n + 0.3), squeeze=False,
+    norm = LogNorm(1e-3, 1) if log else PowerNorm(gamma, 0, 1)
+    fig, axes = plt.subplots(n, q_count + 1, figsize=(2.2 * (q_count + 1) + 0.8, 2.3 * n + 0.3), squeeze=False,
                              layout="constrained")
     for i in range(n):
         image = to_numpy_image(images[i])
@@ -298,13 +303,9 @@ def plot_attention_maps(images, weights, queries, row_titles=None, log: bool = F
             mark(axes[i, 0], q, q + 1)
             ax = axes[i, q + 1]
             ax.imshow(0.35 * image.mean(-1), cmap="gray", vmin=0, vmax=1)
-            shown, top = weights[i, q], weights[i, q].max()
-            low = 0.0
-            if log:
-                shown, top = np.log10(np.maximum(shown, 1e-30)), np.log10(top)
-                low = top - 3
-            ax.imshow(shown, cmap="inferno", alpha=0.85, extent=(-0.5, size - 0.5, size - 0.5, -0.5),
-                      interpolation="nearest", vmin=low, vmax=top)
+            shown = weights[i, q] / weights[i, q].max()
+            ax.imshow(shown, cmap="inferno", norm=norm, alpha=0.85, extent=(-0.5, size - 0.5, size - 0.5, -0.5),
+                      interpolation="nearest")
             mark(ax, q)
             if i == 0:
                 ax.set_title(f"query {q + 1} at {tuple(int(v) for v in queries[q])}", fontsize=9)
@@ -312,6 +313,11 @@ def plot_attention_maps(images, weights, queries, row_titles=None, log: bool = F
             axes[i, 0].set_ylabel(row_titles[i], fontsize=9)
     axes[0, 0].set_title("image and queries", fontsize=9)
     no_ticks(axes)
+    label = "weight ÷ the map's largest" + (", log scale" if log else f" (colour ∝ weight^{gamma:g})")
+    bar = fig.colorbar(plt.cm.ScalarMappable(norm, "inferno"), ax=axes[:, 1:].ravel().tolist(), shrink=0.8,
+                       label=label)
+    if not log:  # the decades a power scale squeezes together, named
+        bar.set_ticks([0, 0.001, 0.01, 0.1, 0.5, 1], labels=["0", "0.001", "0.01", "0.1", "0.5", "1"])
     add_note(fig, note)
     return fig
 
@@ -343,23 +349,24 @@ def plot_direction_experiment(dims, l2_ratio, auroc_l2, auroc_cos) -> plt.Figure
 
 def plot_value_histograms(values: dict, bins: int = 80, xlabel: str = "value",
                           note: str | None = None) -> plt.Figure:
-    """Overlaid density histograms of tensors (name -> values), each with its share of negative entries.
+    """Density histograms of tensors (name -> values) as outlines on one axis, so that every one stays
+    visible where they overlap, each with its share of negative entries; the legend is under the plot.
 
     `note`, when given, is printed above the plot (the book passes its provenance line).
     """
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
     arrays = {name: as_array(v).ravel() for name, v in values.items()}
+    colours = colours_for(arrays)
     lo = min(np.percentile(a, 0.5) for a in arrays.values())
     hi = max(np.percentile(a, 99.5) for a in arrays.values())
     edges = np.linspace(lo, hi, bins + 1)
     for name, a in arrays.items():
-        ax.hist(np.clip(a, lo, hi), bins=edges, density=True, histtype="stepfilled", alpha=0.45,
+        ax.hist(np.clip(a, lo, hi), bins=edges, density=True, histtype="step", lw=1.6, color=colours[name],
                 label=f"{name}: {np.mean(a < 0):.0%} negative")
     ax.axvline(0, color="k", lw=0.8)
     ax.set(xlabel=xlabel, ylabel="density")
-    ax.legend()
+    legend_below(fig, ax, ncols=2)
     add_note(fig, note)
-    fig.tight_layout()
     return fig
 
 
@@ -422,7 +429,9 @@ def plot_term_curves(histories: dict, term: str = "L_pl", floors: dict | None = 
     """One loss term per epoch for several trainings (name -> `fit`'s history) on one axis, each with
     its floor (name -> value) as a dashed line of the same colour where one is given."""
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
-    for (name, history), colour in zip(histories.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+    colours = colours_for(histories)
+    for name, history in histories.items():
+        colour = colours[name]
         ax.plot([h["epoch"] for h in history], [h[term] for h in history], marker=".", lw=1.2, color=colour,
                 label=name)
         if floors and name in floors:
@@ -441,35 +450,44 @@ def plot_learning_curves(curves, panels: dict, note: str | None = None) -> plt.F
     ``curves``: one row per evaluation, with ``epoch``, a ``run`` label and the panels' columns
     (fractions are drawn in percent).
     """
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2), squeeze=False)
+    colours = colours_for(curves["run"])
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.7), squeeze=False, layout="constrained")
     for ax, (column, title) in zip(axes[0], panels.items()):
         for run, rows in curves.groupby("run", sort=False):
             values = rows[column] * (100 if column.endswith(("auroc", "aupro")) else 1)
-            ax.plot(rows["epoch"], values, marker=".", lw=1.2, label=run)
+            ax.plot(rows["epoch"], values, marker=".", lw=1.2, label=run, color=colours[run])
         ax.set(title=title, xlabel="epoch")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+    legend_below(fig, axes)
     add_note(fig, note)
-    fig.tight_layout()
     return fig
 
 
 def plot_score_histograms(scores, types, order=("good", "logical", "structural"), bins: int = 20,
                           title: str = "image scores (Eq. 10)", note: str | None = None) -> plt.Figure:
-    """Histograms of image scores, one colour per image type (normal, logical, structural).
+    """Histograms of image scores as small multiples: one panel per image type of ``order`` (normal first),
+    on one score axis, each anomaly type in its colour (:data:`KIND_COLOURS`) over the normal images'
+    histogram as a grey outline, so that each kind's overlap with the normal images reads at a glance.
 
     `note`, when given, is printed above the plot.
     """
     scores, types = as_array(scores), np.asarray(types)
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    kinds = [kind for kind in order if (types == kind).any()]
+    fig, axes = plt.subplots(len(kinds), 1, figsize=(7, 1.3 * len(kinds) + 1.2), sharex=True, squeeze=False,
+                             layout="constrained")
     edges = np.linspace(scores.min(), scores.max(), bins + 1)
-    for kind in order:
-        if (types == kind).any():
-            ax.hist(scores[types == kind], bins=edges, alpha=0.5, label=f"{kind} ({(types == kind).sum()})")
-    ax.set(xlabel="score", ylabel="images", title=title)
-    ax.legend()
+    normal = scores[types == "good"]
+    for ax, kind in zip(axes[:, 0], kinds):
+        colour = KIND_COLOURS.get(kind) or "0.45"
+        ax.hist(scores[types == kind], bins=edges, color=colour, alpha=0.7)
+        if kind != "good" and len(normal):
+            ax.hist(normal, bins=edges, histtype="step", color="0.3", lw=1.2)
+        name = "normal" if kind == "good" else kind
+        ax.set_ylabel(f"{name}\n({(types == kind).sum()} images)", color=colour, fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].set_title(title + ("; grey outline: the normal images" if len(kinds) > 1 and len(normal) else ""))
+    axes[-1, 0].set_xlabel("score")
     add_note(fig, note)
-    fig.tight_layout()
     return fig
 
 

@@ -6,10 +6,13 @@ data, weights and runs a panel shows is the caller's to say (titles, labels,
 """
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ._figure_tools import add_note, as_array, column_labels, no_ticks, to_numpy_image
+from ._figure_tools import (add_note, as_array, colours_for, column_labels, legend_below, metric_of, metric_scale,
+                            no_ticks, to_numpy_image)
 from .analysis import rank_table
 
 
@@ -55,9 +58,9 @@ def plot_paper_table(table, title: str, highlight: str | None = "ULSAD", note: s
     left.set_title(title, fontsize=10)
     text = ranks.map(lambda r: "" if np.isnan(r) else f"{r:.0f}")
     text["mean rank"] = ranks["mean rank"].map(lambda r: f"{r:.1f}")
-    sns.heatmap(ranks, annot=text.to_numpy(), fmt="", cmap="YlGn_r", vmin=1, vmax=len(table), cbar=False,
-                linewidths=0.5, ax=right, annot_kws={"fontsize": 7}, xticklabels=column_labels(ranks.columns),
-                yticklabels=False)
+    sns.heatmap(ranks, annot=text.to_numpy(), fmt="", cmap="YlGn_r", vmin=1, vmax=len(table), linewidths=0.5,
+                ax=right, annot_kws={"fontsize": 7}, xticklabels=column_labels(ranks.columns), yticklabels=False,
+                cbar_kws={"label": "rank (1 = best)"})
     right.set(title="rank (1 = best)", xlabel="", ylabel="")
     _mark_row(right, ranks.index, highlight)
     add_note(fig, note)
@@ -81,19 +84,33 @@ def plot_table_panels(panels: dict, highlight: str | None = "ULSAD", note: str |
     return fig
 
 
-def plot_run_tables(whole, by_type, note: str | None = None) -> plt.Figure:
-    """Our per-category metrics (:func:`.analysis.run_tables`) as two heatmaps on the AUROC scale, 50 = chance."""
+def _metric_heatmap(ax, table, title: str = "", vmin: float = 50, vmax: float = 100) -> None:
+    """A table of percentages as a heatmap, the values written in the cells, each column coloured on its
+    metric's scale (:func:`._figure_tools.metric_scale`: AUROC about 50, AUPRO from 0 to 100), the metric
+    read from the column's label, else from ``title``; one labelled colour bar per metric shown."""
     import seaborn as sns
 
-    fig, axes = plt.subplots(1, 2, figsize=(14, 0.5 * len(whole) + 2.2),
-                             gridspec_kw={"width_ratios": [whole.shape[1], by_type.shape[1] + 1]})
-    for ax, table, title, cbar in ((axes[0], whole, "whole test set", False),
-                                   (axes[1], by_type, "image AUROC per kind of anomaly", True)):
-        sns.heatmap(table, annot=True, fmt=".1f", cmap="RdYlGn", vmin=50, vmax=100, ax=ax, cbar=cbar,
-                    linewidths=0.5, annot_kws={"fontsize": 8}, xticklabels=column_labels(table.columns),
-                    cbar_kws={"label": "percent (50 = chance for AUROC)"} if cbar else None)
-        ax.set(title=title, xlabel="", ylabel="")
-        ax.tick_params(axis="y", labelrotation=0)
+    table = table.astype(float)
+    labels = column_labels(table.columns)
+    metrics = np.array([metric_of(label) or metric_of(title) or "" for label in labels])
+    for metric in dict.fromkeys(metrics):
+        scale = metric_scale(metric or None, vmin, vmax)
+        mask = np.broadcast_to(metrics != metric, table.shape)
+        sns.heatmap(table, mask=mask, annot=True, fmt=".1f", cmap=scale["cmap"], vmin=scale["vmin"],
+                    vmax=scale["vmax"], ax=ax, linewidths=0.5, annot_kws={"fontsize": 8}, xticklabels=labels,
+                    cbar_kws={"label": scale["label"], "pad": 0.02})
+    ax.set_title(title, fontsize=10)
+    ax.set(xlabel="", ylabel="")
+    ax.tick_params(axis="y", labelrotation=0)
+
+
+def plot_run_tables(whole, by_type, note: str | None = None) -> plt.Figure:
+    """Our per-category metrics (:func:`.analysis.run_tables`) as two heatmaps, AUROC about 50 = chance,
+    AUPRO on its own scale from 0 to 100."""
+    fig, axes = plt.subplots(1, 2, figsize=(16, 0.5 * len(whole) + 2.2),
+                             gridspec_kw={"width_ratios": [whole.shape[1] + 2, by_type.shape[1] + 1]})
+    for ax, table, title in ((axes[0], whole, "whole test set"), (axes[1], by_type, "image AUROC per kind of anomaly")):
+        _metric_heatmap(ax, table, title)
         for x in range(3, table.shape[1], 3):  # separate the metrics (or kinds), each with its three maps
             ax.axvline(x, color="white", lw=3)
         ax.axhline(len(table) - 1, color="black", lw=1.5)  # the mean row below the categories
@@ -117,24 +134,21 @@ def plot_run_times(runs, note: str | None = None) -> plt.Figure:
 
 
 def plot_metric_heatmaps(panels: dict, vmin: float = 50, vmax: float = 100, note: str | None = None) -> plt.Figure:
-    """Tables of percentages (title -> rows x metrics) side by side, the values written in the cells.
+    """Tables of percentages (title -> rows x columns) side by side, the values written in the cells.
 
-    One colour scale for every panel, with 50 (chance for an AUROC) at the red end, so that a panel
-    of our runs and one of the paper's read alike.
+    Each column is coloured on the scale of its metric, read from its label or else from its panel's title
+    (:func:`._figure_tools.metric_scale`): AUROC diverging about 50, chance; AUPRO from 0 to 100, which
+    has no chance level at 50. Every panel has a labelled colour bar per metric it shows; the scales
+    cover at least ``vmin`` to ``vmax``, so that a panel of our runs and one of the paper's read alike.
     """
-    import seaborn as sns
-
-    widths = [t.shape[1] + 1 for t in panels.values()]
+    bars = [len({metric_of(label) or metric_of(title) for label in column_labels(t.columns)})
+            for title, t in panels.items()]
+    widths = [t.shape[1] + 1.2 * n for t, n in zip(panels.values(), bars)]
     rows = max(len(t) for t in panels.values())
     fig, axes = plt.subplots(1, len(panels), figsize=(2.5 + 0.85 * sum(widths), 0.38 * rows + 2.2),
                              gridspec_kw={"width_ratios": widths}, squeeze=False)
-    for i, (ax, (title, table)) in enumerate(zip(axes[0], panels.items())):
-        last = i == len(panels) - 1
-        sns.heatmap(table.astype(float), annot=True, fmt=".1f", cmap="RdYlGn", vmin=vmin, vmax=vmax, ax=ax,
-                    cbar=last, linewidths=0.5, annot_kws={"fontsize": 8}, xticklabels=column_labels(table.columns),
-                    cbar_kws={"label": "percent (50 = chance for AUROC)"} if last else None)
-        ax.set_title(title, fontsize=10)
-        ax.set(xlabel="", ylabel="")
+    for ax, (title, table) in zip(axes[0], panels.items()):
+        _metric_heatmap(ax, table, title, vmin, vmax)
         ax.tick_params(axis="x", labelrotation=45)
     add_note(fig, note)
     fig.tight_layout()
@@ -156,8 +170,8 @@ def plot_claim_effects(effects, metrics, sources: dict, errors: dict | None = No
     claims = list(dict.fromkeys(effects["claim"]))
     colours = ("tab:blue", "tab:gray", "tab:orange", "tab:green")
     width = 0.8 / len(sources)
-    fig, axes = plt.subplots(len(claims), len(metrics), figsize=(3.6 * len(metrics), 2.4 * len(claims)),
-                             squeeze=False, sharey="row")
+    fig, axes = plt.subplots(len(claims), len(metrics), figsize=(3.6 * len(metrics), 2.4 * len(claims) + 0.4),
+                             squeeze=False, sharey="row", layout="constrained")
     for (i, claim), (j, metric) in ((c, m) for c in enumerate(claims) for m in enumerate(metrics)):
         ax = axes[i][j]
         part = effects[(effects["claim"] == claim) & (effects["metric"] == metric)]
@@ -169,11 +183,10 @@ def plot_claim_effects(effects, metrics, sources: dict, errors: dict | None = No
         ax.set_xticks(x, part["pair"], fontsize=7, rotation=20)
         ax.set_title(f"{claim}\n{metric}", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="best")
+    legend_below(fig, axes)
     for row in axes:
         row[0].set_ylabel("difference (points)")
     add_note(fig, note)
-    fig.tight_layout()
     return fig
 
 
@@ -194,7 +207,8 @@ def plot_alpha_beta(grid, metrics: dict, paper_point=(0.9, 0.995), note: str | N
         centre = table.iloc[i, j]
         half = max(5.0, np.nanmax(np.abs(table.to_numpy() - centre)))
         sns.heatmap(table, annot=True, fmt=".1f", cmap="RdBu", center=centre, vmin=centre - half,
-                    vmax=centre + half, ax=ax, cbar=False, annot_kws={"fontsize": 8}, linewidths=0.5)
+                    vmax=centre + half, ax=ax, annot_kws={"fontsize": 8}, linewidths=0.5,
+                    cbar_kws={"label": f"{title} (%): white = the paper's α, β"})
         ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, lw=2.5, ec="black"))
         spread = np.nanmax(table.to_numpy()) - np.nanmin(table.to_numpy())
         ax.set_title(f"{title}\n(spread {spread:.1f} points; framed: the paper's α, β)", fontsize=9)
@@ -206,57 +220,82 @@ def plot_alpha_beta(grid, metrics: dict, paper_point=(0.9, 0.995), note: str | N
 
 def plot_lambda_curves(panels: dict, note: str | None = None) -> plt.Figure:
     """Table 21: metrics against λ_l, one panel per source (title -> DataFrame indexed by λ_l, percent)."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.4), squeeze=False)
+    colours = colours_for(c for t in panels.values() for c in t.columns)  # a metric keeps its colour across panels
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.8), squeeze=False, layout="constrained")
     for ax, (title, table) in zip(axes[0], panels.items()):
         for column in table.columns:
-            ax.plot(table.index, table[column], marker="o", label=column)
+            ax.plot(table.index, table[column], marker="o", label=column, color=colours[column])
         ax.set(title=title, xlabel=r"$\lambda_l$ (weight of the direction term $l_d$)", ylabel="percent")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    legend_below(fig, axes, ncols=5)
     add_note(fig, note)
-    fig.tight_layout()
     return fig
 
 
 def plot_curves_against_references(curves, column: str, references, ylabel: str,
                                    note: str | None = None) -> plt.Figure:
     """One panel per category: ``column`` against epochs, a line per ``run``, and each reference method
-    as a dashed level line, to see whether more training or more channels close a gap.
+    as a dashed level line in its colour, to see whether more training or more channels close a gap.
 
     curves: one row per evaluation with ``category``, ``run``, ``epoch`` and ``column`` (fractions).
     references: one row per (category, method) with ``value`` in percent.
+    Each panel's legend, under it, gives its references' values.
     """
     categories = list(dict.fromkeys(curves["category"]))
-    fig, axes = plt.subplots(1, len(categories), figsize=(4.4 * len(categories), 3.4), squeeze=False)
+    colours = colours_for([*curves["run"], *references["method"]])
+    fig, axes = plt.subplots(1, len(categories), figsize=(4.4 * len(categories), 4.2), squeeze=False,
+                             layout="constrained")
     for ax, category in zip(axes[0], categories):
         for run, rows in curves[curves["category"] == category].groupby("run", sort=False):
-            ax.plot(rows["epoch"], 100 * rows[column], marker="o", label=run)
-        level = references[references["category"] == category]
-        for k, row in enumerate(level.itertuples()):
-            ax.axhline(row.value, color=f"C{k + 4}", ls="--", lw=1.2, label=f"{row.method}: {row.value:.1f}")
+            ax.plot(rows["epoch"], 100 * rows[column], marker="o", label=run, color=colours[run])
+        for row in references[references["category"] == category].itertuples():
+            ax.axhline(row.value, color=colours[row.method], ls="--", lw=1.2, label=f"{row.method}: {row.value:.1f}")
         ax.set(title=category, xlabel="epoch", ylabel=ylabel)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, frameon=False)
     add_note(fig, note)
-    fig.tight_layout()
     return fig
 
 
-def plot_grouped_bars(panels: dict, ylim=(0, 100), note: str | None = None) -> plt.Figure:
-    """Fig. 8 style: one panel per source (title -> rows x metrics, percent), a group of bars per metric."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
+def _bar_labels(labels, groups: int) -> tuple[list[str], float]:
+    """Group labels that never overlap their neighbours: up to four groups, wrapped to lines of 12 characters;
+    more, on one line each, turned by 30° (parallel lines, as far apart as a line is high)."""
+    if groups > 4:
+        return list(labels), 30
+    return [textwrap.fill(label, 12) for label in labels], 0
+
+
+def plot_grouped_bars(panels: dict, ylim=(0, 100), note: str | None = None,
+                      errors: dict | None = None) -> plt.Figure:
+    """Fig. 8 style: one panel per source (title -> rows x metrics, percent), a group of bars per metric,
+    each row (method, variant, backbone) in its colour of the whole book (:func:`._figure_tools.colours_for`).
+
+    ``errors`` (title -> a table like the panel's, e.g. the std over seeds) draws error bars. Bars are
+    lengths and start at 0 whatever ``ylim`` says (its upper end is used); over each AUROC group a dotted
+    line marks 50, chance. One legend, under the panels.
+    """
+    errors = errors or {}
+    colours = colours_for(name for table in panels.values() for name in table.index)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False, layout="constrained")
     for ax, (title, table) in zip(axes[0], panels.items()):
         x = np.arange(table.shape[1])
         width = 0.8 / len(table)
+        spread = errors.get(title)
         for k, (name, values) in enumerate(table.iterrows()):
-            ax.bar(x + (k - (len(table) - 1) / 2) * width, values.astype(float), width, label=str(name))
-        ax.set_xticks(x, column_labels(table.columns))
-        ax.set(title=title, ylabel="percent", ylim=ylim)
-        ax.axhline(50, color="black", lw=0.8, ls=":")  # chance for an AUROC
+            ax.bar(x + (k - (len(table) - 1) / 2) * width, values.astype(float), width, label=str(name),
+                   color=colours[name], yerr=None if spread is None else spread.loc[name, table.columns].astype(float),
+                   capsize=2, error_kw={"lw": 0.8})
+        chance = [i for i, label in enumerate(column_labels(table.columns)) if metric_of(label) == "AUROC"]
+        if chance:
+            ax.hlines([50] * len(chance), np.array(chance) - 0.45, np.array(chance) + 0.45, color="black", lw=0.9,
+                      ls=":", label="50: chance (AUROC)")
+        labels, rotation = _bar_labels(column_labels(table.columns), len(x))
+        ax.set_xticks(x, labels, rotation=rotation, ha="right" if rotation else "center")
+        ax.set(title=title, ylabel="percent" + (" (mean ± std over seeds)" if spread is not None else ""),
+               ylim=(0, ylim[1]))
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=7)
+    legend_below(fig, axes)
     add_note(fig, note)
-    fig.tight_layout()
     return fig
 
 
@@ -266,17 +305,18 @@ def plot_cost_curves(table, panels: dict, labels: dict | None = None, note: str 
     table: one row per (method, n_train) with the columns named in panels (column -> (title, log y)).
     labels: method -> legend label.
     """
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.3), squeeze=False)
+    labels = {method: (labels or {}).get(method, method) for method in table["method"].unique()}
+    colours = colours_for(labels.values())
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.7), squeeze=False, layout="constrained")
     for ax, (column, (title, log)) in zip(axes[0], panels.items()):
         for method, rows in table.sort_values("n_train").groupby("method", sort=False):
-            ax.plot(rows["n_train"], rows[column], marker="o", label=(labels or {}).get(method, method))
+            ax.plot(rows["n_train"], rows[column], marker="o", label=labels[method], color=colours[labels[method]])
         ax.set(title=title, xlabel="normal training images", xscale="log", yscale="log" if log else "linear")
         ax.set_xticks(sorted(table["n_train"].unique()), [str(n) for n in sorted(table["n_train"].unique())])
         ax.minorticks_off()
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+    legend_below(fig, axes)
     add_note(fig, note)
-    fig.tight_layout()
     return fig
 
 
@@ -287,9 +327,9 @@ def plot_setting_pairs(table, metrics: dict, settings: tuple[str, str], note: st
     table: rows = categories, columns = (metric, setting) in percent; a category lacking either
     value is shown with the dot it has and no arrow. metrics: column -> panel title.
     """
-    fig, axes = plt.subplots(1, len(metrics), figsize=(2.9 * len(metrics), 0.45 * len(table) + 1.6),
-                             sharey=True, squeeze=False)
-    colours = dict(zip(settings, ("tab:gray", "tab:blue")))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(2.9 * len(metrics), 0.45 * len(table) + 2.0),
+                             sharey=True, squeeze=False, layout="constrained")
+    colours = colours_for(settings)
     rows = np.arange(len(table))[::-1]  # the first category on top
     for ax, (metric, title) in zip(axes[0], metrics.items()):
         first, second = (table[(metric, s)].to_numpy(dtype=float) for s in settings)
@@ -303,9 +343,8 @@ def plot_setting_pairs(table, metrics: dict, settings: tuple[str, str], note: st
         ax.set(title=title, xlabel="percent")
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(rows, [str(c) for c in table.index])
-    axes[0][0].legend(fontsize=7, loc="lower left")
+    legend_below(fig, axes)
     add_note(fig, note)
-    fig.tight_layout()
     return fig
 
 
@@ -313,9 +352,9 @@ def plot_method_maps(examples: dict, labels: dict | None = None, note: str | Non
     """One row per test image: the image with its mask outlined, then each method's map.
 
     examples: what :func:`ulsad.book.baseline_experiments.example_maps` returns. Each method has
-    one colour scale for all its rows (the methods' scores are not comparable with each other), so
-    that a weak response looks weak; a title gives the share of normal test images the image
-    outscores, in black when it is at least 90 %.
+    one colour scale for all its rows (the methods' scores are not comparable with each other), its
+    colour bar under its column, so that a weak response looks weak; a title gives the share of normal
+    test images the image outscores, in black when it is at least 90 %.
     """
     methods = list(examples["maps"])
     labels = labels or {}
@@ -338,6 +377,9 @@ def plot_method_maps(examples: dict, labels: dict | None = None, note: str | Non
             share = examples["outscored"][method][i]
             ax.set_title(f"{labels.get(method, method)}: above {share:.0%}", fontsize=8,
                          color="black" if share >= 0.9 else "dimgray")
+    for j, method in enumerate(methods, 1):  # the scales differ between methods: one colour bar under each
+        fig.colorbar(plt.cm.ScalarMappable(plt.Normalize(*scale[method]), "inferno"), ax=axes[:, j],
+                     location="bottom", shrink=0.9, label=f"{labels.get(method, method)} score")
     no_ticks(axes)
     axes[0, 0].set_title("image, mask", fontsize=9)
     add_note(fig, note)
