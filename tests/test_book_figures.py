@@ -168,6 +168,7 @@ def test_every_variant_and_backbone_of_the_package_has_a_colour_of_its_own_name(
 
     assert all(figure_tools.method_colour(name) for name in [*VARIANTS, *BACKBONES])
     assert figure_tools.method_colour("full") == figure_tools.method_colour("ULSAD")
+    assert figure_tools.method_colour("ULSAD (authors_relu)") == figure_tools.method_colour("authors_relu")
     assert figure_tools.method_colour("efficientnet_lite0 (ImageNet)") == figure_tools.method_colour(
         "backbone-efficientnet_lite0")
     lites = {figure_tools.method_colour(f"efficientnet_lite{i}") for i in range(3)}

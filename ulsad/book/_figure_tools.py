@@ -77,6 +77,8 @@ def _palette() -> dict[str, str]:
         for backbone, shade in zip(backbones, shades):
             colours[backbone] = colours[f"backbone-{backbone}"] = shade
     colours["Wide-ResNet100-2"] = colours["wide_resnet101_2"]  # the paper's Table 23 misnames Wide-ResNet101-2
+    # a variant as the reproduction chapters label ULSAD's runs: "ULSAD (authors_relu)"
+    colours.update({f"ULSAD ({name})": colours[name] for name in VARIANTS})
     return {_key(name): colour for name, colour in colours.items()}
 
 

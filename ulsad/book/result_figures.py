@@ -276,7 +276,9 @@ def plot_grouped_bars(panels: dict, ylim=(0, 100), note: str | None = None,
     """
     errors = errors or {}
     colours = colours_for(name for table in panels.values() for name in table.index)
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False, layout="constrained")
+    groups = max(table.shape[1] for table in panels.values())
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(5.2, 1.2 * groups) * len(panels), 4.0), squeeze=False,
+                             layout="constrained")
     for ax, (title, table) in zip(axes[0], panels.items()):
         x = np.arange(table.shape[1])
         width = 0.8 / len(table)
