@@ -6,13 +6,29 @@ measured in the same run. Times are medians of --reps repetitions.
 
     python benchmarks/bench_speed.py                 # paper profile, 256 px, batch 8
     python benchmarks/bench_speed.py --json out.json
+
+--fits checks Chapter 12's estimate of a whole training against whole trainings, in one process: for
+each repetition and each torch thread count, ULSAD (the profile's ImageNet θ) is fitted on --n-train
+rendered normal images of the synthetic category for 2 epochs, which Chapter 12 extrapolates to the
+profile's epochs (the 2-epoch fit plus the remaining epochs at its median epoch time), and for all the
+profile's epochs, as Chapters 7 and 13 train; --ways patchcore adds PatchCore-10 %'s fit on the same
+images. Each fit's wall time, the process's CPU time (all its threads together) and the load average
+when it began are added to the CSV, one row per fit, as soon as the fit ends:
+
+    python benchmarks/bench_speed.py --profile demo --fits results/synthetic-demo/efficiency/fit_check.csv --n-train 100 --repeats 1
+    python benchmarks/bench_speed.py --profile demo --fits results/synthetic-demo/efficiency/fit_check.csv --n-train 200 --repeats 1 --threads 1 --ways estimate whole patchcore
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
 import platform
+import statistics
+import time
 import warnings
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -38,13 +54,71 @@ def reference_conv(device, reps):
     return flops(fn) / median_seconds(fn, device, reps, warmup=1)
 
 
+def fit_check(profile: str, path: str, n_train: int, repeats: int, threads: tuple[int, ...],
+              category: str = "lunch_box", ways: tuple[str, ...] = ("estimate", "whole")) -> None:
+    """Chapter 12's estimate of a whole training against whole trainings (and, with "patchcore" in ``ways``,
+    PatchCore-10 %'s fit on the same images): rows written to ``path``."""
+    from ulsad import baselines, train
+    from ulsad.book.baseline_experiments import normal_images
+    from ulsad.book.session import setup
+
+    session = setup(category, profile=profile, quiet=True)
+    cfg = session.config
+    images = normal_images(category, n_train, cfg.image_size)  # Chapter 12's images
+    validation = session.load("validation")
+    rows = []  # the rows already in ``path`` are kept, and this run's added after them
+    if Path(path).is_file():
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    for repeat in range(repeats):
+        for n_threads in threads:
+            torch.set_num_threads(n_threads)
+            plan = {"estimate": (2, "chapter 12: 2 epochs, extrapolated"), "whole": (cfg.epochs, "whole training"),
+                    "patchcore": (None, f"PatchCore-{baselines.CORESET_RATIO:.0%} fit")}
+            for epochs, how in (plan[way] for way in ways):
+                load = os.getloadavg()[0]
+                wall, cpu = time.perf_counter(), time.process_time()
+                if epochs is None:
+                    baselines.fit(baselines.build("patchcore", cfg, baselines.CORESET_RATIO), images)
+                    history = [{"seconds": float("nan")}]
+                else:
+                    _, history = train.fit(images, validation, cfg.replace(epochs=epochs), progress=False)
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                epoch_s = statistics.median(h["seconds"] for h in history)
+                row = {"how": how, "repeat": repeat, "torch_threads": n_threads, "n_train": n_train,
+                       "epochs_fitted": epochs, "fit_s": wall, "cpu_s": cpu, "first_epoch_s": history[0]["seconds"],
+                       "median_epoch_s": epoch_s, "outside_epochs_s": wall - sum(h["seconds"] for h in history),
+                       "train_s": wall if epochs is None else wall + (cfg.epochs - epochs) * epoch_s,
+                       "load_1min": load,
+                       "profile": profile, "category": category, "backbone": cfg.backbone,
+                       "image_size": cfg.image_size, "epochs": cfg.epochs, "cpus": os.cpu_count(),
+                       "torch": torch.__version__}
+                print({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
+                rows.append(row)
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                with open(path, "w", newline="", encoding="utf-8") as f:  # rewritten after every fit
+                    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                    writer.writeheader()
+                    writer.writerows(rows)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="paper")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument("--fits", default=None, metavar="CSV",
+                        help="instead: Chapter 12's training estimate against whole trainings, rows added to CSV")
+    parser.add_argument("--n-train", type=int, default=100, help="with --fits: training images")
+    parser.add_argument("--repeats", type=int, default=3, help="with --fits: repetitions")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="with --fits: torch threads")
+    parser.add_argument("--ways", nargs="+", default=["estimate", "whole"], choices=["estimate", "whole", "patchcore"],
+                        help="with --fits: what to time (patchcore: PatchCore-10 %%'s fit on the same images)")
     args = parser.parse_args()
+    if args.fits:
+        fit_check(args.profile, args.fits, args.n_train, args.repeats, tuple(args.threads), ways=tuple(args.ways))
+        return
 
     device = pick_device()
     with warnings.catch_warnings():
