@@ -85,7 +85,9 @@ def fit_check(profile: str, path: str, n_train: int, repeats: int, threads: tupl
                     _, history = train.fit(images, validation, cfg.replace(epochs=epochs), progress=False)
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
                 epoch_s = statistics.median(h["seconds"] for h in history)
-                row = {"how": how, "repeat": repeat, "torch_threads": n_threads, "n_train": n_train,
+                earlier = sum(1 for r in rows if (r["how"], int(r["torch_threads"]), int(r["n_train"]))
+                              == (how, n_threads, n_train))  # repeats are numbered on from the CSV's
+                row = {"how": how, "repeat": earlier, "torch_threads": n_threads, "n_train": n_train,
                        "epochs_fitted": epochs, "fit_s": wall, "cpu_s": cpu, "first_epoch_s": history[0]["seconds"],
                        "median_epoch_s": epoch_s, "outside_epochs_s": wall - sum(h["seconds"] for h in history),
                        "train_s": wall if epochs is None else wall + (cfg.epochs - epochs) * epoch_s,
