@@ -27,7 +27,9 @@ from pathlib import Path
 
 KEY = "ulsad"  # the notebook metadata key of the record
 ROOT = Path(__file__).resolve().parents[2]  # the repository holding this package (an editable install)
-CELL_TIMEOUT_S = 3600  # a chapter that trains in the committed profile takes minutes per cell, not hours
+# Seconds one cell may run, as the book build allows (_config.yml): a cell that trains in the committed profile
+# takes minutes, and a kernel that lost a message waits forever without it.
+CELL_TIMEOUT_S = 1200
 
 _reads: set[str] = set()
 
@@ -138,7 +140,8 @@ async def _execute(client, reads_file: str):
         await _run(client, f"import ulsad.book.execute as _x; _x.save_reads({reads_file!r}); del _x")
 
 
-def execute(notebook: Path, root: Path | None = None, profile: str | None = None) -> dict:
+def execute(notebook: Path, root: Path | None = None, profile: str | None = None,
+            timeout: int = CELL_TIMEOUT_S) -> dict:
     """Execute ``notebook`` in place from its own folder, in ``profile`` (the committed one by default),
     and store its record. The file is replaced only once every cell has run."""
     import nbformat
@@ -150,7 +153,7 @@ def execute(notebook: Path, root: Path | None = None, profile: str | None = None
     profile = profile or COMMITTED_PROFILE
     nb = nbformat.read(notebook, as_version=4)
     os.environ["ULSAD_PROFILE"] = profile  # the kernel inherits it
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(notebook.parent.resolve())}})
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
@@ -179,6 +182,8 @@ def main(argv=None) -> int:
     parser.add_argument("notebooks", nargs="*", type=Path, help="chapters to execute in place")
     parser.add_argument("--all", action="store_true", help="execute every chapter of _toc.yml")
     parser.add_argument("--check", action="store_true", help="only name the stale chapters (exit 1 if any)")
+    parser.add_argument("--timeout", type=int, default=CELL_TIMEOUT_S, metavar="S",
+                        help=f"seconds one cell may run (default {CELL_TIMEOUT_S})")
     args = parser.parse_args(argv)
     if args.check:
         found = {nb: stale(nb) for nb in (args.notebooks or chapters())}
@@ -198,7 +203,7 @@ def main(argv=None) -> int:
             parser.error(f"{nb}: no such notebook; expected a chapter such as book/07_training.ipynb")
     for nb in todo:
         print(f"executing {nb} ...", flush=True)
-        made = execute(nb)
+        made = execute(nb, timeout=args.timeout)
         print(f"  {made['seconds']} s, profile {made['profile']}, {len(made['read'])} files of the repository read",
               flush=True)
     return 0
