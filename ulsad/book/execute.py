@@ -177,6 +177,12 @@ def chapters(root: Path | None = None) -> list[Path]:
     return [root / f"{f}.ipynb" for f in files if (root / f"{f}.ipynb").is_file()]
 
 
+def _shown(path: Path) -> str:
+    """``path`` as the user would type it: relative to the current folder when it lies in it."""
+    path = Path(path).absolute()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ulsad.book.execute", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="chapters to execute in place")
@@ -186,13 +192,13 @@ def main(argv=None) -> int:
                         help=f"seconds one cell may run (default {CELL_TIMEOUT_S})")
     args = parser.parse_args(argv)
     if args.check:
-        found = {nb: stale(nb) for nb in (args.notebooks or chapters())}
+        found = {_shown(nb): stale(nb) for nb in (args.notebooks or chapters())}
         for nb, reasons in found.items():
             if reasons:
                 print(f"{nb}: stale ({'; '.join(reasons)})")
         if any(found.values()):
             print(f"execute them again: python -m ulsad.book.execute "
-                  f"{' '.join(str(nb) for nb, reasons in found.items() if reasons)}")
+                  f"{' '.join(nb for nb, reasons in found.items() if reasons)}")
             return 1
         return 0
     todo = chapters() if args.all else args.notebooks
