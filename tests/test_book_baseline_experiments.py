@@ -137,7 +137,7 @@ def test_example_maps_take_the_first_images_of_each_type_and_rank_them_as_the_ta
     assert examples["outscored"]["ulsad"][0] == pytest.approx((scores[normal] < scores[first_logical]).mean())
     assert all(((0 <= v) & (v <= 1)).all() and len(v) == 4 for v in examples["outscored"].values())
     fig = result_figures.plot_method_maps(examples, {"ulsad": "ULSAD", "padim": "PaDiM"}, note="smoke")
-    assert len(fig.axes) == 4 * 3
+    assert len(fig.axes) == 4 * 3 + 2  # per row the image and each method's map; a colour bar per method
 
 
 def test_each_seed_is_its_own_row_and_a_seed_repeats_itself(session, tmp_path):
