@@ -1,4 +1,5 @@
 """Committed outputs are what the chapters' code, the package and the results files make now."""
+import os
 import subprocess
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def test_a_chapters_record_names_the_package_modules_and_results_files_it_read()
 
 
 @pytest.fixture
-def chapter(tmp_path):
+def chapter(tmp_path, monkeypatch):
     """A one-cell chapter in a repository of its own, executed: it reads a results file."""
     (tmp_path / "book").mkdir()
     (tmp_path / "results").mkdir()
@@ -40,7 +41,12 @@ def chapter(tmp_path):
     nbformat.write(nb, path)
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     subprocess.run(["git", "add", "."], cwd=tmp_path, check=True)
+    monkeypatch.setenv("ULSAD_PROFILE", "smoke")
+    nb.cells.append(nbformat.v4.new_code_cell("import os; print(os.environ['ULSAD_PROFILE'])"))
+    nbformat.write(nb, path)
     made = execute.execute(path, root=tmp_path)
+    assert os.environ["ULSAD_PROFILE"] == "smoke"  # the kernel ran in the committed profile, this process did not
+    assert nbformat.read(path, as_version=4).cells[1].outputs[0]["text"] == f"{COMMITTED_PROFILE}\n"
     assert made["read"] == {"results/runs.csv": execute.file_hash(tmp_path / "results" / "runs.csv")}
     assert "pegboard,0.91" in nbformat.read(path, as_version=4).cells[0].outputs[0]["text"]
     assert execute.stale(path, root=tmp_path) == []

@@ -128,9 +128,10 @@ async def _run(client, code: str) -> None:
         raise RuntimeError(f"the kernel could not run {code!r}: {reply['content'].get('evalue')}")
 
 
-async def _execute(client, reads_file: str):
+async def _execute(client, reads_file: str, profile: str):
     client.reset_execution_trackers()
-    async with client.async_setup_kernel():
+    # The kernel's own environment: this process's stays as it was (a test runner's profile, say).
+    async with client.async_setup_kernel(env={**os.environ, "ULSAD_PROFILE": profile}):
         info = await client.async_wait_for_reply(client.kc.kernel_info())
         client.nb.metadata["language_info"] = info["content"]["language_info"]
         await _run(client, "import ulsad.book.execute as _x; _x.start_recording(); del _x")
@@ -152,13 +153,12 @@ def execute(notebook: Path, root: Path | None = None, profile: str | None = None
     notebook = Path(notebook)
     profile = profile or COMMITTED_PROFILE
     nb = nbformat.read(notebook, as_version=4)
-    os.environ["ULSAD_PROFILE"] = profile  # the kernel inherits it
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(notebook.parent.resolve())}})
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         reads_file = os.path.join(tmp, "reads.json")
-        asyncio.run(_execute(client, reads_file))
+        asyncio.run(_execute(client, reads_file, profile))
         reads = json.loads(Path(reads_file).read_text())
     nb.metadata[KEY] = {**record(nb, reads, root or ROOT, profile), "seconds": round(time.monotonic() - start)}
     part = notebook.with_name(notebook.name + ".part")
