@@ -140,6 +140,31 @@ def test_example_maps_take_the_first_images_of_each_type_and_rank_them_as_the_ta
     assert len(fig.axes) == 4 * 3 + 2  # per row the image and each method's map; a colour bar per method
 
 
+def test_example_maps_kept_in_a_cache_are_read_back_while_their_setting_holds(session, tmp_path, monkeypatch):
+    from ulsad import train
+
+    detector, _ = train.fit(session.load("train"), session.load("validation"), session.config.replace(epochs=1),
+                            progress=False)
+    cache = tmp_path / "maps.npz"
+
+    def examples(config):
+        return experiments.example_maps(config, session.load, "pegboard", detector, per_type=1, names=["padim"],
+                                        cache=cache)
+
+    first = examples(session.config)
+    fit = baselines.fit
+    monkeypatch.setattr(baselines, "fit", lambda *a, **k: pytest.fail("refitted a baseline whose maps are kept"))
+    again = examples(session.config)
+    assert np.array_equal(again["maps"]["padim"], first["maps"]["padim"])
+    assert np.array_equal(again["outscored"]["padim"], first["outscored"]["padim"])
+
+    refits = []
+    monkeypatch.setattr(baselines, "fit", lambda *a, **k: refits.append(1) or fit(*a, **k))
+    examples(session.config.replace(seed=session.config.seed + 1))  # another setting: fitted again
+    assert refits == [1]
+    assert not list(tmp_path.glob("*.partial"))
+
+
 def test_each_seed_is_its_own_row_and_a_seed_repeats_itself(session, tmp_path):
     path = tmp_path / "baselines.csv"
 

@@ -274,6 +274,20 @@ def test_run_tables_colour_aupro_columns_on_the_aupro_scale():
                                                  "AUROC (%): white = 50 = chance"]
 
 
+def test_heatmaps_too_wide_for_a_page_stand_one_under_the_other():
+    narrow = pd.DataFrame([[60.0, 70.0]], index=["ULSAD"], columns=["a", "b"])
+    fig = result_figures.plot_metric_heatmaps({"image AUROC": narrow, "pixel AUROC": narrow})
+    heatmaps = fig.axes[::2]  # each followed by its colour bar
+    assert heatmaps[0].get_position().y0 == pytest.approx(heatmaps[1].get_position().y0)  # one row
+    wide = pd.DataFrame(np.full((9, 6), 70.0), index=[f"method {i}" for i in range(9)],
+                        columns=[f"category {j}" for j in range(6)])
+    fig = result_figures.plot_metric_heatmaps({"image AUROC": wide, "pixel AUROC": wide, "AUPRO": wide})
+    width, _ = fig.get_size_inches()
+    assert width <= result_figures.HEATMAP_MAX_WIDTH_IN
+    tops = [ax.get_position().y0 for ax in fig.axes if ax.get_title()]
+    assert len(tops) == 3 and tops == sorted(tops, reverse=True)  # one column, in the panels' order
+
+
 def test_the_alpha_beta_heatmaps_and_the_paper_s_ranks_have_colour_bars():
     grid = pd.DataFrame([{"alpha": a, "beta": b, "image_auroc": 0.8 + a / 10}
                          for a in (0.9, 0.95) for b in (0.99, 0.995)])

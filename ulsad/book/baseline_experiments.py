@@ -12,6 +12,8 @@ commit does not redo every measurement.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
 import time
@@ -141,7 +143,8 @@ def _same_budget(table: pd.DataFrame, coreset_ratio: float, epochs: int | None) 
 
 
 def example_maps(config: Config, load, category: str, detector: ULSAD, per_type: int = 3,
-                 names=BASELINES, coreset_ratio: float = CORESET_RATIO, epochs: dict | None = None) -> dict:
+                 names=BASELINES, coreset_ratio: float = CORESET_RATIO, epochs: dict | None = None,
+                 cache=None) -> dict:
     """ULSAD's combined map and each baseline's map on the first ``per_type`` logical and the first
     ``per_type`` structural test images of ``category`` (taken in order, not chosen), and how each
     method ranks them. A trained baseline trains for ``epochs[name]`` epochs (default ``baselines.EPOCHS``).
@@ -151,25 +154,68 @@ def example_maps(config: Config, load, category: str, detector: ULSAD, per_type:
     the image's: 1 means the method ranks it above every normal image, about 0.5 that it cannot
     tell it from them. Returns {"images": N x 3 x S x S, "masks": N x S x S, "types": N names,
     "maps": {method: N x S x S}, "outscored": {method: N values}}.
+
+    With ``cache`` (an ``.npz`` path), the baselines' maps and scores are kept there with the setting
+    that made them (configuration, baselines and their budgets, anomalib's version, the backbone's
+    weights and a SHA-256 of the training and test images) and read back while that setting holds;
+    ULSAD's maps come from ``detector`` every time.
     """
     epochs = epochs or {}
     test = load("test", category)
     images = stack_images(test)
     types = np.asarray(test.types)
     chosen = np.concatenate([np.flatnonzero(types == kind)[:per_type] for kind in ("logical", "structural")])
-    maps = {"ulsad": torch.cat([detector.predict(batch)["combined"] for batch in images.split(config.batch_size)])
-            .reshape(len(images), *images.shape[-2:]).numpy()}
+    ulsad_maps = torch.cat([detector.predict(batch)["combined"] for batch in images.split(config.batch_size)])
+    ulsad_maps = ulsad_maps.reshape(len(images), *images.shape[-2:]).numpy()
+    maps = {"ulsad": ulsad_maps[chosen]}
+    scores = {"ulsad": ulsad_maps.reshape(len(images), -1).max(1)}
     train_images = stack_images(load("train", category))
+    setting = json.dumps({"config": config.to_dict(), "names": list(names), "coreset_ratio": coreset_ratio,
+                          "epochs": {n: epochs.get(n) for n in names}, "anomalib": anomalib_version(),
+                          "weights": ulsad_backbone(config)[1], "chosen": chosen.tolist(),
+                          "images": _sha256(train_images, images)}, sort_keys=True)
+    kept = _read_maps(cache, setting)
     for name in names:
-        model = baselines.fit(baselines.build(name, config, coreset_ratio, epochs.get(name)), train_images)
-        maps[name] = baselines.predict(model, images, config.batch_size)[1]
+        if kept is None:
+            model = baselines.fit(baselines.build(name, config, coreset_ratio, epochs.get(name)), train_images)
+            method_maps = baselines.predict(model, images, config.batch_size)[1]
+            maps[name], scores[name] = method_maps[chosen], method_maps.reshape(len(images), -1).max(1)
+        else:
+            maps[name], scores[name] = kept[f"maps.{name}"], kept[f"scores.{name}"]
+    if cache is not None and kept is None:
+        _write_maps(cache, setting, {f"{kind}.{name}": table[name] for kind, table in
+                                     (("maps", maps), ("scores", scores)) for name in names})
     normal = types == "good"
-    outscored = {}
-    for method, method_maps in maps.items():
-        scores = method_maps.reshape(len(method_maps), -1).max(1)
-        outscored[method] = np.array([(scores[normal] < scores[i]).mean() for i in chosen])
+    outscored = {method: np.array([(s[normal] < s[i]).mean() for i in chosen]) for method, s in scores.items()}
     return {"images": images[chosen], "masks": torch.stack([test[int(i)]["mask"] for i in chosen]),
-            "types": list(types[chosen]), "maps": {m: v[chosen] for m, v in maps.items()}, "outscored": outscored}
+            "types": list(types[chosen]), "maps": maps, "outscored": outscored}
+
+
+def _sha256(*tensors: torch.Tensor) -> str:
+    digest = hashlib.sha256()
+    for t in tensors:
+        digest.update(t.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _read_maps(path, setting: str) -> dict | None:
+    """The arrays kept at ``path`` if they were made with ``setting``, else None."""
+    if path is None or not Path(path).is_file():
+        return None
+    with np.load(path) as kept:
+        if str(kept["setting"]) != setting:
+            return None
+        return {key: kept[key] for key in kept.files}
+
+
+def _write_maps(path, setting: str, arrays: dict) -> None:
+    """Keep ``arrays`` with their ``setting`` at ``path`` in one step (never half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as f:
+        np.savez(f, setting=np.array(setting), **arrays)
+    os.replace(partial, path)
 
 
 def efficiency(config: Config, load, path, sizes, *, profile: str, dataset: str, category: str,

@@ -133,8 +133,12 @@ def plot_run_times(runs, note: str | None = None) -> plt.Figure:
     return fig
 
 
+HEATMAP_MAX_WIDTH_IN = 16  # wider figures are shrunk to the page's width, their numbers below legibility
+
+
 def plot_metric_heatmaps(panels: dict, vmin: float = 50, vmax: float = 100, note: str | None = None) -> plt.Figure:
-    """Tables of percentages (title -> rows x columns) side by side, the values written in the cells.
+    """Tables of percentages (title -> rows x columns) side by side, the values written in the cells; one
+    under the other when side by side they would be wider than ``HEATMAP_MAX_WIDTH_IN`` inches.
 
     Each column is coloured on the scale of its metric, read from its label or else from its panel's title
     (:func:`._figure_tools.metric_scale`): AUROC diverging about 50, chance; AUPRO from 0 to 100, which
@@ -145,9 +149,14 @@ def plot_metric_heatmaps(panels: dict, vmin: float = 50, vmax: float = 100, note
             for title, t in panels.items()]
     widths = [t.shape[1] + 1.2 * n for t, n in zip(panels.values(), bars)]
     rows = max(len(t) for t in panels.values())
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.5 + 0.85 * sum(widths), 0.38 * rows + 2.2),
-                             gridspec_kw={"width_ratios": widths}, squeeze=False)
-    for ax, (title, table) in zip(axes[0], panels.items()):
+    height = 0.38 * rows + 2.2
+    if 2.5 + 0.85 * sum(widths) <= HEATMAP_MAX_WIDTH_IN:
+        fig, axes = plt.subplots(1, len(panels), figsize=(2.5 + 0.85 * sum(widths), height),
+                                 gridspec_kw={"width_ratios": widths}, squeeze=False)
+    else:  # side by side, the cells would be too small to read on a page: one panel under the other
+        fig, axes = plt.subplots(len(panels), 1, figsize=(2.5 + 0.85 * max(widths), height * len(panels)),
+                                 squeeze=False)
+    for ax, (title, table) in zip(axes.flat, panels.items()):
         _metric_heatmap(ax, table, title, vmin, vmax)
         ax.tick_params(axis="x", labelrotation=45)
     add_note(fig, note)
