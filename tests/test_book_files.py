@@ -61,3 +61,32 @@ def test_committed_results_name_no_path_of_the_machine_they_were_made_on(path):
     if "root" in table:
         assert not [r for r in table["root"].dropna() if Path(str(r)).is_absolute()], "dataset roots must be relative"
     assert str(ROOT) not in path.read_text()
+
+
+CHAPTER_TIMES = ROOT / "results" / "synthetic-demo" / "chapter-times" / "times.csv"
+
+
+def measured_minutes(seconds: float) -> str:
+    """How an opener states a measured time: the nearest minute, or "under a minute"."""
+    return "under a minute" if seconds < 60 else f"about {round(seconds / 60)} min"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_chapter_opens_with_the_minutes_measured_for_it_alone(path):
+    """Each opener's time line quotes benchmarks/chapter_times.py's measurement of that chapter, opened alone
+    in a fresh clone (nothing trained yet), with the machine it ran on."""
+    import re
+
+    import pandas as pd
+
+    times = pd.read_csv(CHAPTER_TIMES).set_index("chapter")
+    chapter = path.relative_to(ROOT).as_posix()
+    assert chapter in times.index, f"no measured time: run python benchmarks/chapter_times.py --machine ... {chapter}"
+    opener = next("".join(c["source"]) for c in cells(path)
+                  if c["cell_type"] == "markdown" and "What this chapter needs" in "".join(c["source"]))
+    line = re.search(r"\*\*Time\*\*:? (.*?)(?=\n- |\n```|\n\*\*|$)", opener, re.S)
+    assert line, "the opener has no **Time**: line"
+    said = " ".join(line.group(1).split())
+    row = times.loc[chapter]
+    assert measured_minutes(row["seconds"]) in said, (said, row["seconds"])
+    assert "benchmarks/chapter_times.py" in said and "GPU" in said
