@@ -14,7 +14,7 @@ TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 NOTEBOOKS = [p for p in (ROOT / f"{c['file']}.ipynb" for part in TOC["parts"] for c in part["chapters"])
              if p.is_file()]
 
-DECIMAL = re.compile(r"(?<![\w.\-])\d+\.\d+(?!\w|\.\d)")
+DECIMAL = re.compile(r"(?<![\w.])(?<![A-Za-z]-)\d+\.\d+(?!\w|\.\d)")  # not a name's version ("Apache-2.0")
 # Numbers that name things rather than measure them: sections, chapters, tables, equations, versions.
 REFERENCE = re.compile(r"(?:Sections?|Chapters?|Tables?|Figures?|Fig\.|Sec\.|Eqs?\.|Algorithm|version|v)[\s~]*\d+(?:\.\d+)*"
                        r"(?:\s*(?:,|and|or|to|–|-)\s*\d+(?:\.\d+)+)*", re.I)
