@@ -368,3 +368,18 @@ def test_the_banner_of_runs_over_several_categories_and_backbones_names_them_all
     assert analysis.runs_note(rows) == ("ours: SYNTHETIC data, backbones efficientnet_lite0, efficientnet_lite1 "
                                         "with RANDOM weights, profile demo, image size 128, epochs 30; "
                                         "categories pegboard, cable_pair, seed 0")
+
+
+def test_a_provenance_note_longer_than_the_figure_is_wide_is_wrapped_inside_it():
+    """A note wider than its figure would widen the saved image, and the page would shrink the whole figure."""
+    note = ("ours: SYNTHETIC data, backbones efficientnet_lite0, efficientnet_lite1 with ImageNet weights, profile "
+            "demo, image size 128, epochs 30; categories drink_bottle, lunch_box, pin_tray, bolt_kit, wire_splice, "
+            "brick_wall, seeds 0, 1, 2\nsecond line")
+    fig, _ = plt.subplots(figsize=(4, 3))
+    figure_tools.add_note(fig, note)
+    fig.canvas.draw()
+    title = fig._suptitle
+    assert title.get_window_extent().width <= fig.bbox.width
+    assert title.get_text().split() == note.split()  # every word kept, the lines of the note kept apart
+    assert title.get_text().endswith("\nsecond line")
+    plt.close(fig)

@@ -2,6 +2,8 @@
 one colour per method, one colour scale per metric, legends that cover no data."""
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -25,10 +27,17 @@ def as_array(x) -> np.ndarray:
     return np.asarray(x, dtype=float)
 
 
+NOTE_FONTSIZE = 8
+NOTE_CHARS_PER_INCH = 15  # at 8 points, about the widest text that stays inside the figure
+
+
 def add_note(fig: plt.Figure, note: str | None) -> None:
-    """Write a provenance line (where the data and weights come from) at the top of the figure."""
+    """Write a provenance line (where the data and weights come from) at the top of the figure, wrapped to
+    its width: a line wider than the figure would widen the saved image, and the page would shrink it all."""
     if note:
-        fig.suptitle(note, fontsize=8, color="firebrick")
+        width = max(30, int(fig.get_figwidth() * NOTE_CHARS_PER_INCH))
+        lines = [textwrap.fill(line, width) for line in note.splitlines()]
+        fig.suptitle("\n".join(lines), fontsize=NOTE_FONTSIZE, color="firebrick")
 
 
 def column_labels(columns) -> list[str]:
