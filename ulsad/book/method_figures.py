@@ -349,25 +349,48 @@ def plot_direction_experiment(dims, l2_ratio, auroc_l2, auroc_cos) -> plt.Figure
 
 def plot_value_histograms(values: dict, bins: int = 80, xlabel: str = "value",
                           note: str | None = None) -> plt.Figure:
-    """Density histograms of tensors (name -> values) as outlines on one axis, so that every one stays
-    visible where they overlap, each with its share of negative entries; the legend is under the plot.
+    """Density histograms of tensors (name -> values), one panel each on shared axes, each titled with its
+    share of negative entries.
 
+    Entries piled up on one value (a ReLU's zeros: more than 5 % of them equal) are a point mass, not a
+    density: drawn to scale, its bar would flatten every other curve. The y axis therefore ends above the
+    densities of the other bins, and the clipped bar is labelled with the share of entries it holds.
     `note`, when given, is printed above the plot (the book passes its provenance line).
     """
-    fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
     arrays = {name: as_array(v).ravel() for name, v in values.items()}
     colours = colours_for(arrays)
     lo = min(np.percentile(a, 0.5) for a in arrays.values())
     hi = max(np.percentile(a, 99.5) for a in arrays.values())
     edges = np.linspace(lo, hi, bins + 1)
-    for name, a in arrays.items():
-        ax.hist(np.clip(a, lo, hi), bins=edges, density=True, histtype="step", lw=1.6, color=colours[name],
-                label=f"{name}: {np.mean(a < 0):.0%} negative")
-    ax.axvline(0, color="k", lw=0.8)
-    ax.set(xlabel=xlabel, ylabel="density")
-    legend_below(fig, ax, ncols=2)
+    fig, axes = plt.subplots(1, len(arrays), figsize=(3.2 * len(arrays) + 0.4, 3.0), sharex=True, sharey=True,
+                             layout="constrained", squeeze=False)
+    masses, top = {}, 0.0
+    for ax, (name, a) in zip(axes[0], arrays.items()):
+        # the 1 % of entries beyond the axis are left out, not piled into the end bins
+        density, _, _ = ax.hist(a, bins=edges, density=True, histtype="stepfilled",
+                                alpha=0.35, color=colours[name], edgecolor=colours[name], lw=1.4)
+        value, share = point_mass(a)
+        if share > 0.05:
+            masses[ax] = (value, share, np.clip(value, lo, hi))
+            density = np.delete(density, min(np.searchsorted(edges, np.clip(value, lo, hi), "right") - 1, bins - 1))
+        top = max(top, density.max())
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_title(f"{name}\n{np.mean(a < 0):.0%} negative", fontsize=9)
+        ax.set_xlabel(xlabel)
+    axes[0][0].set_ylabel("density")
+    axes[0][0].set_ylim(0, 1.35 * top)
+    for ax, (value, share, shown) in masses.items():
+        ax.annotate(f"{share:.0%} of the entries\nexactly {value:g} (bar clipped)", xy=(shown, 1.3 * top),
+                    xytext=(0.97, 0.9), textcoords="axes fraction", ha="right", va="top", fontsize=8,
+                    arrowprops={"arrowstyle": "->", "lw": 0.8})
     add_note(fig, note)
     return fig
+
+
+def point_mass(a: np.ndarray) -> tuple[float, float]:
+    """The value most entries of ``a`` equal exactly, and their share."""
+    values, counts = np.unique(a, return_counts=True)
+    return float(values[counts.argmax()]), float(counts.max() / a.size)
 
 
 def plot_map_grid(images, masks, maps: dict, row_titles=None, vmax: float | None = 0.3,
