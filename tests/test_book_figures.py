@@ -283,9 +283,38 @@ def test_heatmaps_too_wide_for_a_page_stand_one_under_the_other():
                         columns=[f"category {j}" for j in range(6)])
     fig = result_figures.plot_metric_heatmaps({"image AUROC": wide, "pixel AUROC": wide, "AUPRO": wide})
     width, _ = fig.get_size_inches()
-    assert width <= result_figures.HEATMAP_MAX_WIDTH_IN
+    assert width <= figure_tools.PAGE_WIDTH_IN
     tops = [ax.get_position().y0 for ax in fig.axes if ax.get_title()]
     assert len(tops) == 3 and tops == sorted(tops, reverse=True)  # one column, in the panels' order
+
+
+def test_the_paper_s_tables_and_our_runs_fit_a_page_and_stack_when_they_would_not():
+    """Tables 9-11 side by side and chapter 9's run tables would be too wide for a page, which would shrink
+    their numbers: they stand one under the other, at most a page wide. Table 2's ten columns and its ranks
+    stand one under the other too, each panel as wide as its columns need (17 inches side by side)."""
+    methods = [f"method {i}" for i in range(9)]
+    table2 = pd.DataFrame(np.linspace(60, 99, 90).reshape(9, 10), index=methods,
+                          columns=pd.MultiIndex.from_product([list("ABCDE"), ["P-AUROC", "P-AUPRO"]]))
+    per_category = pd.DataFrame(np.full((9, 6), 80.0), index=methods, columns=[f"c{j}" for j in range(6)])
+    columns = pd.MultiIndex.from_product([["image AUROC", "pixel AUROC", "AUPRO"], ["combined", "local", "global"]])
+    whole = pd.DataFrame(np.full((7, 9), 80.0), index=[f"cat {i}" for i in range(6)] + ["mean"], columns=columns)
+    by_type = whole.iloc[:, :6].set_axis(pd.MultiIndex.from_product(
+        [["logical image AUROC", "structural image AUROC"], ["combined", "local", "global"]]), axis=1)
+    for fig, page in ((result_figures.plot_paper_table(table2, "Table 2"), 11),
+                      (result_figures.plot_table_panels({"Table 9": per_category, "Table 10": per_category,
+                                                         "Table 11": per_category}), figure_tools.PAGE_WIDTH_IN),
+                      (result_figures.plot_run_tables(whole, by_type), figure_tools.PAGE_WIDTH_IN)):
+        assert fig.get_size_inches()[0] <= page
+        heatmaps = [ax for ax in fig.axes if ax.get_title()]
+        tops = [ax.get_position().y0 for ax in heatmaps]
+        assert tops == sorted(tops, reverse=True) and len(set(tops)) == len(tops)  # one under the other
+        assert all(ax.get_yticklabels() for ax in heatmaps)  # each names its rows
+        plt.close(fig)
+    small = pd.DataFrame({"a": [90.0, 80.0]}, index=["ULSAD", "PaDiM"])
+    fig = result_figures.plot_paper_table(small, "Table 1")
+    left, right = [ax for ax in fig.axes if ax.get_title()]
+    assert left.get_position().y0 == pytest.approx(right.get_position().y0)  # a small table keeps its ranks beside it
+    assert not [t.get_text() for t in right.get_yticklabels() if t.get_text()]
 
 
 def test_the_alpha_beta_heatmaps_and_the_paper_s_ranks_have_colour_bars():

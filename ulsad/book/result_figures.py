@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ._figure_tools import (add_note, as_array, colours_for, column_labels, legend_below, metric_of, metric_scale,
-                            no_ticks, to_numpy_image)
+                            no_ticks, panels_across_or_down, side_by_side, to_numpy_image)
 from .analysis import rank_table
 
 
@@ -52,14 +52,16 @@ def plot_paper_table(table, title: str, highlight: str | None = "ULSAD", note: s
     import seaborn as sns
 
     ranks = rank_table(table)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(4 + 1.3 * table.shape[1], 0.45 * len(table) + 2),
-                                      gridspec_kw={"width_ratios": [table.shape[1] + 1, ranks.shape[1]]})
+    fig, (left, right) = panels_across_or_down([table.shape[1] + 1, ranks.shape[1] + 1],
+                                               0.45 * len(table) + 2, margin=1.5)
+    across = side_by_side([left, right])  # asked before a colour bar takes its share of a panel's cell
     _gap_heatmap(left, table, highlight)
     left.set_title(title, fontsize=10)
     text = ranks.map(lambda r: "" if np.isnan(r) else f"{r:.0f}")
     text["mean rank"] = ranks["mean rank"].map(lambda r: f"{r:.1f}")
     sns.heatmap(ranks, annot=text.to_numpy(), fmt="", cmap="YlGn_r", vmin=1, vmax=len(table), linewidths=0.5,
-                ax=right, annot_kws={"fontsize": 7}, xticklabels=column_labels(ranks.columns), yticklabels=False,
+                ax=right, annot_kws={"fontsize": 7}, xticklabels=column_labels(ranks.columns),
+                yticklabels=False if across else list(ranks.index),
                 cbar_kws={"label": "rank (1 = best)"})
     right.set(title="rank (1 = best)", xlabel="", ylabel="")
     _mark_row(right, ranks.index, highlight)
@@ -71,13 +73,13 @@ def plot_paper_table(table, title: str, highlight: str | None = "ULSAD", note: s
 def plot_table_panels(panels: dict, highlight: str | None = "ULSAD", note: str | None = None) -> plt.Figure:
     """Several results tables (title -> methods x columns, percent) side by side, one heatmap each, same rows."""
     first = next(iter(panels.values()))
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.5 + 0.9 * first.shape[1] * len(panels), 0.4 * len(first) + 2.2),
-                             squeeze=False)
-    for i, (ax, (title, table)) in enumerate(zip(axes[0], panels.items())):
-        _gap_heatmap(ax, table, highlight, cbar=i == len(panels) - 1)
+    fig, axes = panels_across_or_down([t.shape[1] for t in panels.values()], 0.4 * len(first) + 2.2)
+    across = side_by_side(axes)
+    for i, (ax, (title, table)) in enumerate(zip(axes, panels.items())):
+        _gap_heatmap(ax, table, highlight, cbar=i == len(panels) - 1 or not across)
         ax.set_title(title, fontsize=10)
         ax.tick_params(axis="x", labelrotation=45)
-        if i:
+        if i and across:
             ax.set_yticklabels([])
     add_note(fig, note)
     fig.tight_layout()
@@ -107,8 +109,9 @@ def _metric_heatmap(ax, table, title: str = "", vmin: float = 50, vmax: float = 
 def plot_run_tables(whole, by_type, note: str | None = None) -> plt.Figure:
     """Our per-category metrics (:func:`.analysis.run_tables`) as two heatmaps, AUROC about 50 = chance,
     AUPRO on its own scale from 0 to 100."""
-    fig, axes = plt.subplots(1, 2, figsize=(16, 0.5 * len(whole) + 2.2),
-                             gridspec_kw={"width_ratios": [whole.shape[1] + 2, by_type.shape[1] + 1]})
+    # each panel's width in columns: its own, and 0.8 for each colour bar (two metric scales on the left)
+    fig, axes = panels_across_or_down([whole.shape[1] + 1.6, by_type.shape[1] + 0.8], 0.4 * len(whole) + 2.2,
+                                      margin=2.0)
     for ax, table, title in ((axes[0], whole, "whole test set"), (axes[1], by_type, "image AUROC per kind of anomaly")):
         _metric_heatmap(ax, table, title)
         for x in range(3, table.shape[1], 3):  # separate the metrics (or kinds), each with its three maps
@@ -133,12 +136,9 @@ def plot_run_times(runs, note: str | None = None) -> plt.Figure:
     return fig
 
 
-HEATMAP_MAX_WIDTH_IN = 16  # wider figures are shrunk to the page's width, their numbers below legibility
-
-
 def plot_metric_heatmaps(panels: dict, vmin: float = 50, vmax: float = 100, note: str | None = None) -> plt.Figure:
     """Tables of percentages (title -> rows x columns) side by side, the values written in the cells; one
-    under the other when side by side they would be wider than ``HEATMAP_MAX_WIDTH_IN`` inches.
+    under the other when side by side they would be wider than a page (:func:`._figure_tools.panels_across_or_down`).
 
     Each column is coloured on the scale of its metric, read from its label or else from its panel's title
     (:func:`._figure_tools.metric_scale`): AUROC diverging about 50, chance; AUPRO from 0 to 100, which
@@ -149,14 +149,8 @@ def plot_metric_heatmaps(panels: dict, vmin: float = 50, vmax: float = 100, note
             for title, t in panels.items()]
     widths = [t.shape[1] + 1.2 * n for t, n in zip(panels.values(), bars)]
     rows = max(len(t) for t in panels.values())
-    height = 0.38 * rows + 2.2
-    if 2.5 + 0.85 * sum(widths) <= HEATMAP_MAX_WIDTH_IN:
-        fig, axes = plt.subplots(1, len(panels), figsize=(2.5 + 0.85 * sum(widths), height),
-                                 gridspec_kw={"width_ratios": widths}, squeeze=False)
-    else:  # side by side, the cells would be too small to read on a page: one panel under the other
-        fig, axes = plt.subplots(len(panels), 1, figsize=(2.5 + 0.85 * max(widths), height * len(panels)),
-                                 squeeze=False)
-    for ax, (title, table) in zip(axes.flat, panels.items()):
+    fig, axes = panels_across_or_down(widths, 0.38 * rows + 2.2)
+    for ax, (title, table) in zip(axes, panels.items()):
         _metric_heatmap(ax, table, title, vmin, vmax)
         ax.tick_params(axis="x", labelrotation=45)
     add_note(fig, note)
