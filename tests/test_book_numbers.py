@@ -7,12 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
+
+from ulsad.book.execute import chapters
 
 ROOT = Path(__file__).resolve().parents[1]
-TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
-NOTEBOOKS = [p for p in (ROOT / f"{c['file']}.ipynb" for part in TOC["parts"] for c in part["chapters"])
-             if p.is_file()]
+NOTEBOOKS = chapters(ROOT)
 
 DECIMAL = re.compile(r"(?<![\w.])(?<![A-Za-z]-)\d+\.\d+(?!\w|\.\d)")  # not a name's version ("Apache-2.0")
 # Numbers that name things rather than measure them: sections, chapters, tables, equations, versions.

@@ -44,24 +44,18 @@ PAGE_WIDTH_IN = 10  # about the width a page shows a figure at full size; a wide
 INCH_PER_COLUMN = 0.75  # a heatmap column wide enough for "98.75" at 7-8 points
 
 
-def panels_across_or_down(widths, height: float, margin: float = 2.5) -> tuple[plt.Figure, list]:
+def panels_across_or_down(widths, height: float, margin: float = 2.5) -> tuple[plt.Figure, list, bool]:
     """A figure of tables drawn as heatmaps (``widths``: each panel's width in columns): side by side when
     they fit ``PAGE_WIDTH_IN`` at ``INCH_PER_COLUMN``, else one under the other, each ``height`` tall.
-    Returns the figure and its axes, in the panels' order."""
-    across = margin + INCH_PER_COLUMN * sum(widths)
-    if across <= PAGE_WIDTH_IN:
-        fig, axes = plt.subplots(1, len(widths), figsize=(across, height), gridspec_kw={"width_ratios": widths},
-                                 squeeze=False)
+    Returns the figure, its axes in the panels' order, and whether they stand side by side."""
+    across = margin + INCH_PER_COLUMN * sum(widths) <= PAGE_WIDTH_IN
+    if across:
+        fig, axes = plt.subplots(1, len(widths), figsize=(margin + INCH_PER_COLUMN * sum(widths), height),
+                                 gridspec_kw={"width_ratios": widths}, squeeze=False)
     else:
         fig, axes = plt.subplots(len(widths), 1, figsize=(margin + INCH_PER_COLUMN * max(widths), height * len(widths)),
                                  squeeze=False)
-    return fig, list(axes.flat)
-
-
-def side_by_side(axes) -> bool:
-    """Whether :func:`panels_across_or_down` put the panels in one row (ask before drawing: a colour bar
-    moves its panel into a grid of its own)."""
-    return len(axes) < 2 or axes[0].get_subplotspec().rowspan == axes[1].get_subplotspec().rowspan
+    return fig, list(axes.flat), across
 
 
 def column_labels(columns) -> list[str]:

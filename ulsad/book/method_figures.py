@@ -371,8 +371,9 @@ def plot_value_histograms(values: dict, bins: int = 80, xlabel: str = "value",
                                 alpha=0.35, color=colours[name], edgecolor=colours[name], lw=1.4)
         value, share = point_mass(a)
         if share > 0.05:
-            masses[ax] = (value, share, np.clip(value, lo, hi))
-            density = np.delete(density, min(np.searchsorted(edges, np.clip(value, lo, hi), "right") - 1, bins - 1))
+            shown = np.clip(value, lo, hi)
+            masses[ax] = (value, share, shown)
+            density = np.delete(density, min(np.searchsorted(edges, shown, "right") - 1, bins - 1))
         top = max(top, density.max())
         ax.axvline(0, color="k", lw=0.8)
         ax.set_title(f"{name}\n{np.mean(a < 0):.0%} negative", fontsize=9)

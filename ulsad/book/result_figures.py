@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ._figure_tools import (add_note, as_array, colours_for, column_labels, legend_below, metric_of, metric_scale,
-                            no_ticks, panels_across_or_down, side_by_side, to_numpy_image)
+                            no_ticks, panels_across_or_down, to_numpy_image)
 from .analysis import rank_table
 
 
@@ -52,9 +52,8 @@ def plot_paper_table(table, title: str, highlight: str | None = "ULSAD", note: s
     import seaborn as sns
 
     ranks = rank_table(table)
-    fig, (left, right) = panels_across_or_down([table.shape[1] + 1, ranks.shape[1] + 1],
-                                               0.45 * len(table) + 2, margin=1.5)
-    across = side_by_side([left, right])  # asked before a colour bar takes its share of a panel's cell
+    fig, (left, right), across = panels_across_or_down([table.shape[1] + 1, ranks.shape[1] + 1],
+                                                       0.45 * len(table) + 2, margin=1.5)
     _gap_heatmap(left, table, highlight)
     left.set_title(title, fontsize=10)
     text = ranks.map(lambda r: "" if np.isnan(r) else f"{r:.0f}")
@@ -73,8 +72,7 @@ def plot_paper_table(table, title: str, highlight: str | None = "ULSAD", note: s
 def plot_table_panels(panels: dict, highlight: str | None = "ULSAD", note: str | None = None) -> plt.Figure:
     """Several results tables (title -> methods x columns, percent) side by side, one heatmap each, same rows."""
     first = next(iter(panels.values()))
-    fig, axes = panels_across_or_down([t.shape[1] for t in panels.values()], 0.4 * len(first) + 2.2)
-    across = side_by_side(axes)
+    fig, axes, across = panels_across_or_down([t.shape[1] for t in panels.values()], 0.4 * len(first) + 2.2)
     for i, (ax, (title, table)) in enumerate(zip(axes, panels.items())):
         _gap_heatmap(ax, table, highlight, cbar=i == len(panels) - 1 or not across)
         ax.set_title(title, fontsize=10)
@@ -110,8 +108,8 @@ def plot_run_tables(whole, by_type, note: str | None = None) -> plt.Figure:
     """Our per-category metrics (:func:`.analysis.run_tables`) as two heatmaps, AUROC about 50 = chance,
     AUPRO on its own scale from 0 to 100."""
     # each panel's width in columns: its own, and 0.8 for each colour bar (two metric scales on the left)
-    fig, axes = panels_across_or_down([whole.shape[1] + 1.6, by_type.shape[1] + 0.8], 0.4 * len(whole) + 2.2,
-                                      margin=2.0)
+    fig, axes, _ = panels_across_or_down([whole.shape[1] + 1.6, by_type.shape[1] + 0.8], 0.4 * len(whole) + 2.2,
+                                         margin=2.0)
     for ax, table, title in ((axes[0], whole, "whole test set"), (axes[1], by_type, "image AUROC per kind of anomaly")):
         _metric_heatmap(ax, table, title)
         for x in range(3, table.shape[1], 3):  # separate the metrics (or kinds), each with its three maps
@@ -149,7 +147,7 @@ def plot_metric_heatmaps(panels: dict, vmin: float = 50, vmax: float = 100, note
             for title, t in panels.items()]
     widths = [t.shape[1] + 1.2 * n for t, n in zip(panels.values(), bars)]
     rows = max(len(t) for t in panels.values())
-    fig, axes = panels_across_or_down(widths, 0.38 * rows + 2.2)
+    fig, axes, _ = panels_across_or_down(widths, 0.38 * rows + 2.2)
     for ax, (title, table) in zip(axes, panels.items()):
         _metric_heatmap(ax, table, title, vmin, vmax)
         ax.tick_params(axis="x", labelrotation=45)
